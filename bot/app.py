@@ -1,0 +1,155 @@
+"""The application factory: one ASGI app with Bolt, the approval pages, the OAuth callback and /healthz."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import commands.addcompany
+import commands.approval
+import commands.card
+import commands.home
+from bot.crypto import Vault
+from bot.runtime import BotIdentity, Deps
+from bot.scheduler import build_scheduler
+from bot.settings import Settings
+from bot.store.engine import Store
+from bot.visma.eaccounting import EAccountingClient
+from bot.web import pages
+
+log = logging.getLogger(__name__)
+
+FLOWS = (commands.addcompany, commands.approval, commands.card, commands.home)
+VISMA_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+
+
+def build_deps(
+    settings: Settings, *, http: httpx.AsyncClient | None = None, clock: Callable[[], datetime] | None = None
+) -> Deps:
+    """Build the bot's collaborators from settings (nothing connects until used)."""
+    slack = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=str(settings.slack_api_url),
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+    http = http or httpx.AsyncClient(timeout=VISMA_TIMEOUT)
+    eaccounting = EAccountingClient(
+        http,
+        identity_url=str(settings.eaccounting_identity_url),
+        api_url=str(settings.eaccounting_api_url),
+        client_id=settings.eaccounting_client_id,
+        client_secret=settings.eaccounting_client_secret.get_secret_value(),
+    )
+    return Deps(
+        settings=settings,
+        store=Store(settings.database_url),
+        vault=Vault(settings.encryption_key.get_secret_value()),
+        slack=slack,
+        eaccounting=eaccounting,
+        clock=clock or (lambda: datetime.now(UTC)),
+        authorize=BotIdentity(slack),
+    )
+
+
+def build_bolt(deps: Deps) -> AsyncApp:
+    """The Bolt app with every flow registered, the deps middleware and the one error handler."""
+    bolt = AsyncApp(
+        client=deps.slack,
+        signing_secret=deps.settings.slack_signing_secret.get_secret_value(),
+        authorize=deps.authorize,
+        request_verification_enabled=True,
+        ignoring_self_events_enabled=False,
+    )
+
+    @bolt.middleware
+    async def inject_deps(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
+        context["deps"] = deps
+        await next()
+
+    @bolt.error
+    async def tell_the_user(error: Exception, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        reference = uuid.uuid4().hex[:8]
+        log.error("listener failed (ref %s)", reference, exc_info=error)
+        user = context.user_id or (body.get("user") or {}).get("id")
+        if user:
+            await deps.slack.chat_postMessage(
+                channel=user,
+                text=f"Sorry — something went wrong on our side and nothing was changed. Reference {reference}.",
+            )
+
+    for flow in FLOWS:
+        flow.register(bolt)
+    return bolt
+
+
+def create_app(
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient | None = None,
+    clock: Callable[[], datetime] | None = None,
+    scheduler_seconds: int = 60,
+    migrate: bool = True,
+) -> Starlette:
+    """The ASGI app `serve` runs; tests and the demo build it with their own settings and clock."""
+    deps = build_deps(settings, http=http, clock=clock)
+    bolt = build_bolt(deps)
+    slack_handler = AsyncSlackRequestHandler(bolt)
+
+    async def slack_events(request: Request) -> Response:
+        return await slack_handler.handle(request)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Checks the bot token once at start and caches the bot's identity, so no request waits for it.
+        await deps.authorize.warm()
+        if migrate:
+            # An empty or older database is brought up to date here, so a new user needs no extra step.
+            await deps.store.migrate()
+        scheduler = build_scheduler(deps, every_seconds=scheduler_seconds)
+        scheduler.start()
+        socket = None
+        if settings.slack_app_token is not None:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+            await socket.connect_async()  # type: ignore[no-untyped-call]
+        try:
+            yield
+        finally:
+            if socket is not None:
+                await socket.close_async()  # type: ignore[no-untyped-call]
+            scheduler.shutdown(wait=False)
+            await deps.background.drain()
+            await deps.eaccounting_http_close()
+            await deps.store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            *pages.routes,
+        ],
+        exception_handlers={Exception: pages.server_error},
+        lifespan=lifespan,
+    )
+    app.state.deps = deps
+    app.state.bolt = bolt
+    return app

@@ -1,0 +1,233 @@
+"""The approver's side: the approval page's "Continue to Visma", the OAuth callback, and the real check.
+
+The check is the point of the whole flow: eAccounting silently connects a user's *default company* when it
+can, so the callback reads `companysettings` and compares organisation numbers before anything is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import notify
+from bot.domain import problems
+from bot.domain.orgnumber import display
+from bot.domain.types import ApprovalStatus, CompanyState, Country
+from bot.runtime import Deps
+from bot.services import approvals, companies
+from bot.services.approvals import LinkProblem, LinkRefused
+from bot.slack_format import escape
+from bot.store.models import ApprovalRequest, Company
+from bot.sync import sync_company
+from bot.visma.eaccounting import OAuthError, VismaApiError
+from commands.approval.views import dm_approved_blocks, dm_declined_blocks
+from commands.card.views import note_blocks
+
+log = logging.getLogger(__name__)
+
+CALLBACK_PATH = "oauth/eaccounting/callback"
+
+
+class Outcome(StrEnum):
+    """How a return from Visma ended, one result page each."""
+
+    CONNECTED = "connected"
+    WRONG_COMPANY = "wrong_company"
+    CANCELLED = "cancelled"
+    REFUSED = "refused"
+    VISMA_ERROR = "visma_error"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentResult:
+    """What the result page shows."""
+
+    outcome: Outcome
+    company_name: str | None = None
+    org_number: str | None = None
+    got_name: str | None = None
+    got_number: str | None = None
+    link_problem: LinkProblem | None = None
+    retry_url: str | None = None
+    requester_name: str | None = None
+    detail: str | None = None
+
+
+async def begin(deps: Deps, *, token: str) -> str:
+    """Start consent for a link: returns the identity server's authorize URL (raises LinkRefused)."""
+    async with deps.store.session() as session:
+        request = await approvals.by_token(session, token=token, now=deps.clock())
+        state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=deps.clock())
+        await session.commit()
+    return deps.eaccounting.authorize_url(
+        state=state, challenge=pkce.challenge, redirect_uri=deps.settings.url(CALLBACK_PATH)
+    )
+
+
+async def decline(deps: Deps, *, token: str) -> ConsentResult:
+    """The approver says the request is not for them: the link stops working and staff are told."""
+    async with deps.store.session() as session:
+        request = await approvals.by_token(session, token=token, now=deps.clock())
+        company = await companies.get(session, company_id=request.company_id)
+        await _decline(deps, session, request=request, company=company, actor=request.approver_email or "approver")
+        await session.commit()
+    return ConsentResult(
+        Outcome.REFUSED,
+        company_name=company.name,
+        link_problem=LinkProblem.DECLINED,
+        requester_name=request.requested_by_name,
+    )
+
+
+async def decline_by_request(deps: Deps, *, request_id: int, actor: str) -> Company | None:
+    """Decline from the DM's button; returns the company, or None when the request is no longer pending."""
+    async with deps.store.session() as session:
+        request = await session.get(ApprovalRequest, request_id)
+        if request is None or request.status != ApprovalStatus.PENDING:
+            return None
+        company = await companies.get(session, company_id=request.company_id)
+        await _decline(deps, session, request=request, company=company, actor=actor)
+        await session.commit()
+        return company
+
+
+async def _decline(
+    deps: Deps, session: AsyncSession, *, request: ApprovalRequest, company: Company, actor: str
+) -> None:
+    await approvals.decline(session, request=request, actor=actor, now=deps.clock())
+    await notify.edit_dm(
+        deps,
+        request=request,
+        blocks=dm_declined_blocks(company_name=company.name, requester_name=request.requested_by_name),
+        text=f"You declined connecting {company.name}",
+    )
+    await notify.thread(
+        deps,
+        company=company,
+        blocks=note_blocks(
+            f"⛔ The approver declined the request (<@{request.requested_by}>: "
+            "check who should approve, then *Resend link*)."
+        ),
+        text=f"{company.name}: the approver declined",
+    )
+
+
+async def finish(deps: Deps, *, state: str | None, code: str | None, error: str | None) -> ConsentResult:
+    """Handle the OAuth callback: exchange the code, check the company, store the connection."""
+    if not state:
+        return ConsentResult(Outcome.REFUSED, link_problem=LinkProblem.BAD_STATE)
+    now = deps.clock()
+    async with deps.store.session() as session:
+        try:
+            request = await approvals.by_state(session, state=state, now=now)
+        except LinkRefused as refused:
+            return ConsentResult(Outcome.REFUSED, link_problem=refused.problem)
+        company = await companies.get(session, company_id=request.company_id)
+        verifier = deps.vault.open(request.pkce_verifier_sealed or "")
+        # The state is single use: a replayed or double-clicked callback finds nothing from here on.
+        approvals.consume_state(session, request=request)
+        await session.commit()
+    if error or not code:
+        return ConsentResult(Outcome.CANCELLED, company_name=company.name, detail=error or "no code")
+    try:
+        tokens = await deps.eaccounting.exchange_code(
+            code=code, verifier=verifier, redirect_uri=deps.settings.url(CALLBACK_PATH), now=now
+        )
+        settings = await deps.eaccounting.company_settings(tokens.access_token)
+        users = await deps.eaccounting.users(tokens.access_token)
+    except (OAuthError, VismaApiError) as exc:
+        log.warning("consent for company %s failed at Visma: %s", company.id, exc)
+        return ConsentResult(Outcome.VISMA_ERROR, company_name=company.name, detail=str(exc))
+    approver = next((user.full_name for user in users if user.is_current_user), "the approver")
+    country = Country(company.country)
+    got_number = _digits(settings.corporate_identity_number or "")
+    async with deps.store.session() as session:
+        company = await companies.get(session, company_id=request.company_id)
+        request = await session.get(ApprovalRequest, request.id) or request
+        if got_number != _digits(company.org_number):
+            problem = problems.wrong_company(
+                asked_for=company.name,
+                got_name=settings.name,
+                got_number=_shown(country, got_number),
+            )
+            companies.transition(
+                session,
+                company=company,
+                to=CompanyState.PERMISSION_ERROR,
+                actor=approver,
+                now=now,
+                reason=f"{escape(settings.name)} was connected instead",
+            )
+            companies.audit(
+                session,
+                actor=approver,
+                company=company,
+                action="approval.wrong_company",
+                at=now,
+                detail={"got_org_number": got_number, "got_name": settings.name},
+            )
+            await notify.refresh_card(deps, session, company=company)
+            await notify.alert(deps, session, company=company, problem=problem)
+            await session.commit()
+            return ConsentResult(
+                Outcome.WRONG_COMPANY,
+                company_name=company.name,
+                org_number=display(country, company.org_number),
+                got_name=settings.name,
+                got_number=_shown(country, got_number),
+            )
+        await approvals.save_connection(
+            session,
+            company=company,
+            tokens=tokens,
+            vault=deps.vault,
+            external_company_name=settings.name,
+            connected_by=approver,
+            now=now,
+        )
+        approvals.complete(session, request=request, actor=approver, now=now)
+        companies.transition(session, company=company, to=CompanyState.CONNECTED, actor=approver, now=now)
+        notify.clear_alert(company)
+        company.next_sync_at = now
+        await notify.refresh_card(deps, session, company=company)
+        await notify.thread(
+            deps,
+            company=company,
+            blocks=note_blocks(
+                f"✅ Approved in Visma by {escape(approver)}; the company that "
+                "came back is the one asked for. First sync starting."
+            ),
+            text=f"{company.name} connected",
+        )
+        await session.commit()
+    await notify.edit_dm(
+        deps,
+        request=request,
+        blocks=dm_approved_blocks(company_name=company.name, at=now),
+        text=f"{company.name} approved — thank you",
+    )
+    assert company.id is not None
+    deps.background.spawn(
+        sync_company(deps, company_id=company.id, actor="first sync"), name=f"first-sync-{company.id}"
+    )
+    return ConsentResult(
+        Outcome.CONNECTED,
+        company_name=company.name,
+        org_number=display(country, company.org_number),
+        requester_name=request.requested_by_name,
+    )
+
+
+def _digits(value: str) -> str:
+    return re.sub(r"\D", "", value)
+
+
+def _shown(country: Country, number: str) -> str:
+    try:
+        return display(country, number)
+    except Exception:  # a number from another country does not format; show it as it came
+        return number

@@ -1,0 +1,183 @@
+"""What went wrong with a company's Visma access, in words its people can act on.
+
+Classifies Visma's answers (eAccounting ErrorCodes, OAuth errors, a wrong company) into a Problem that says
+what happened, who can fix it and how, and which button moves things on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Fix(StrEnum):
+    """The one action that moves a problem on."""
+
+    NEW_LINK = "new_link"
+    RETRY = "retry"
+    WAIT = "wait"
+
+
+class ProblemKind(StrEnum):
+    """Kinds of problem; each has one explanation."""
+
+    WRONG_COMPANY = "wrong_company"
+    NO_FULL_PERMISSION = "no_full_permission"
+    NO_BOOKKEEPING = "no_bookkeeping"
+    PRODUCT_VARIANT = "product_variant"
+    SCOPE_MISSING = "scope_missing"
+    NO_USER_ACCESS = "no_user_access"
+    LICENCE_NOT_ACCEPTED = "licence_not_accepted"
+    CONSENT_REVOKED = "consent_revoked"
+    RATE_LIMITED = "rate_limited"
+    OUTAGE = "outage"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A classified problem: what happened, who can fix it, the steps, and the fixing action."""
+
+    kind: ProblemKind
+    what: str
+    who: str
+    steps: tuple[str, ...]
+    fix: Fix
+    code: str
+
+    @property
+    def is_permission(self) -> bool:
+        """Whether a person at the client must act (as opposed to waiting or retrying)."""
+        return self.fix is Fix.NEW_LINK or self.kind in _PERSON_FIXES
+
+
+_FULL = "someone with *full program permission* in {company} (Settings → Permissions in eAccounting)"
+
+_EACCOUNTING: dict[int, tuple[ProblemKind, str, str, tuple[str, ...], Fix]] = {
+    4007: (
+        ProblemKind.NO_FULL_PERMISSION,
+        "the user who approved does not have full program permission in the company",
+        _FULL,
+        (
+            "In eAccounting open Settings → Permissions and give the approving user *Full* program "
+            "permission, or let a user who has it approve instead.",
+            "Press *Send new approval link* and have that person approve again.",
+        ),
+        Fix.NEW_LINK,
+    ),
+    4002: (
+        ProblemKind.NO_BOOKKEEPING,
+        "the company has no bookkeeping module in eAccounting, so its books cannot be read",
+        "the company's administrator in eAccounting, or Visma if the subscription must change",
+        (
+            "Add the bookkeeping module to the company's eAccounting subscription.",
+            "Press *Retry now* once it is active.",
+        ),
+        Fix.RETRY,
+    ),
+    4009: (
+        ProblemKind.PRODUCT_VARIANT,
+        "the company's eAccounting variant (e.g. Invoicing only) does not include bookkeeping",
+        "the company's administrator in eAccounting, or Visma if the subscription must change",
+        (
+            "Upgrade the company to an eAccounting variant with bookkeeping.",
+            "Press *Retry now* once it is active.",
+        ),
+        Fix.RETRY,
+    ),
+    4006: (
+        ProblemKind.SCOPE_MISSING,
+        "our access does not include reading the accounting data (a scope is missing)",
+        _FULL,
+        ("Press *Send new approval link* and approve all the access asked for.",),
+        Fix.NEW_LINK,
+    ),
+    4011: (
+        ProblemKind.NO_USER_ACCESS,
+        "the user who approved no longer has access to the company",
+        _FULL,
+        (
+            "Give the approving user access to the company again, or let another user with full program "
+            "permission approve.",
+            "Press *Send new approval link*.",
+        ),
+        Fix.NEW_LINK,
+    ),
+    4012: (
+        ProblemKind.LICENCE_NOT_ACCEPTED,
+        "the user who approved has not accepted eAccounting's licence agreement",
+        "the approving user",
+        ("Log in to eAccounting once in a browser and accept the licence agreement.", "Press *Retry now*."),
+        Fix.RETRY,
+    ),
+}
+
+_PERSON_FIXES = {
+    ProblemKind.NO_BOOKKEEPING,
+    ProblemKind.PRODUCT_VARIANT,
+    ProblemKind.LICENCE_NOT_ACCEPTED,
+}
+
+
+def from_eaccounting(*, status: int, error_code: int | None, company: str) -> Problem:
+    """Classify an eAccounting API error answer."""
+    if error_code in _EACCOUNTING:
+        kind, what, who, steps, fix = _EACCOUNTING[error_code]
+        return Problem(kind, what, who.format(company=company), steps, fix, f"eAccounting {error_code}")
+    if status == 401:
+        return consent_revoked(company=company, code="eAccounting 401")
+    if status == 429 or error_code == 4010:
+        return Problem(
+            ProblemKind.RATE_LIMITED,
+            "Visma asked us to slow down (600 requests a minute)",
+            "nobody: the bot retries by itself",
+            ("Nothing to do; the next sync continues where this one stopped.",),
+            Fix.WAIT,
+            "eAccounting 4010",
+        )
+    if status >= 500:
+        return Problem(
+            ProblemKind.OUTAGE,
+            f"Visma eAccounting answered {status}",
+            "nobody at the client: Visma is having trouble",
+            ("Nothing to do unless it lasts; the bot retries on its own schedule.",),
+            Fix.WAIT,
+            f"eAccounting {error_code or status}",
+        )
+    return Problem(
+        ProblemKind.UNKNOWN,
+        f"Visma eAccounting refused the request (HTTP {status}, code {error_code})",
+        "our team: this is unexpected",
+        ("Press *Retry now*; if it happens again, check the bot's log for the error id.",),
+        Fix.RETRY,
+        f"eAccounting {error_code or status}",
+    )
+
+
+def consent_revoked(*, company: str, code: str = "invalid_grant") -> Problem:
+    """The approval was withdrawn or the refresh token has expired."""
+    return Problem(
+        ProblemKind.CONSENT_REVOKED,
+        "our access was withdrawn in Visma or has expired",
+        _FULL.format(company=company),
+        ("Press *Send new approval link* and approve the connection again.",),
+        Fix.NEW_LINK,
+        code,
+    )
+
+
+def wrong_company(*, asked_for: str, got_name: str, got_number: str) -> Problem:
+    """The approver connected another company than the one asked for (the default-company pitfall)."""
+    return Problem(
+        ProblemKind.WRONG_COMPANY,
+        f"the approver connected *{got_name}* ({got_number}) instead of *{asked_for}*. Visma picks the "
+        "user's *default company* without asking",
+        "the approver",
+        (
+            "In Visma eAccounting open the menu at the top right → *Choose company* → *Choose default "
+            "company* and clear the default (the blue star).",
+            "Open the approval link again (or press *Send new approval link*) and pick the right company.",
+        ),
+        Fix.NEW_LINK,
+        "wrong company",
+    )

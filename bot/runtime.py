@@ -1,0 +1,91 @@
+"""What every listener, page and job is handed: settings, store, clients, clock and background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.crypto import Vault
+from bot.settings import Settings
+from bot.store.engine import Store
+from bot.visma.eaccounting import EAccountingClient
+
+log = logging.getLogger(__name__)
+
+
+class Background:
+    """Runs work after the HTTP answer or ack has gone, keeps a reference, and logs what fails."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Start `coro` in the background; its failure is logged with a correlation id."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            ref = uuid.uuid4().hex[:8]
+            log.error("background task %s failed (ref %s)", task.get_name(), ref, exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait until no background task is running (tests, the demo, shutdown)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+
+class BotIdentity:
+    """Bolt's authorize for our one workspace: auth.test once, then the cached answer for every request."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._result: AuthorizeResult | None = None
+
+    async def warm(self) -> AuthorizeResult:
+        """Call auth.test (once) and cache who the bot is."""
+        if self._result is None:
+            token = self._client.token or ""
+            response = await self._client.auth_test()
+            self._result = AuthorizeResult.from_auth_test_response(
+                auth_test_response=response, bot_token=token, user_auth_test_response=None, user_token=None
+            )
+        return self._result
+
+    async def __call__(self, **_: Any) -> AuthorizeResult:
+        """Bolt calls this for every request."""
+        return await self.warm()
+
+
+@dataclass
+class Deps:
+    """The bot's collaborators, built once by create_app and passed down."""
+
+    settings: Settings
+    store: Store
+    vault: Vault
+    slack: AsyncWebClient
+    eaccounting: EAccountingClient
+    clock: Callable[[], datetime]
+    authorize: BotIdentity
+    background: Background = field(default_factory=Background)
+    company_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+
+    async def eaccounting_http_close(self) -> None:
+        """Close the HTTP client behind the Visma clients."""
+        await self.eaccounting.aclose()
+
+    def lock_for(self, company_id: int) -> asyncio.Lock:
+        """One sync (or consent) at a time per company."""
+        return self.company_locks.setdefault(company_id, asyncio.Lock())

@@ -1,0 +1,91 @@
+"""The one settings class, read from the environment and `.env` at the entry point."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.crypto import validate_key
+
+
+class Settings(BaseSettings):
+    """Everything the bot needs from outside; names are the public contract (see README)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr
+    slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+    slack_app_token: SecretStr | None = None
+    alert_channel: str = Field(min_length=1)
+    database_url: str = "sqlite:///./onboarding.db"
+    public_url: AnyHttpUrl = AnyHttpUrl("http://localhost:3000")
+    port: int = Field(default=3000, ge=1, le=65535)
+    encryption_key: SecretStr
+
+    eaccounting_client_id: str = Field(min_length=1)
+    eaccounting_client_secret: SecretStr
+    eaccounting_identity_url: AnyHttpUrl = AnyHttpUrl("https://identity.vismaonline.com")
+    eaccounting_api_url: AnyHttpUrl = AnyHttpUrl("https://eaccountingapi.vismaonline.com")
+
+    visma_client_id: str | None = None
+    visma_client_secret: SecretStr | None = None
+    visma_connect_url: AnyHttpUrl = AnyHttpUrl("https://connect.visma.com")
+    visma_net_api_url: AnyHttpUrl = AnyHttpUrl("https://api.finance.visma.net")
+    business_nxt_api_url: AnyHttpUrl = AnyHttpUrl("https://business.visma.net/api/graphql")
+
+    firm_name: str = "Our accounting firm"
+    approval_link_days: int = Field(default=7, ge=1, le=60)
+    sync_interval_minutes: int = Field(default=360, ge=5)
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _key_is_fernet(cls, value: SecretStr) -> SecretStr:
+        validate_key(value.get_secret_value())
+        return value
+
+    @field_validator("alert_channel")
+    @classmethod
+    def _channel_is_id(cls, value: str) -> str:
+        if value[:1] not in {"C", "G"} or not value.isalnum():
+            raise ValueError("must be a Slack channel ID such as C0123456789 (not a #name)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @property
+    def approval_link_timedelta(self) -> timedelta:
+        """How long an approval link works."""
+        return timedelta(days=self.approval_link_days)
+
+    @property
+    def sync_interval(self) -> timedelta:
+        """Time between scheduled syncs of one company."""
+        return timedelta(minutes=self.sync_interval_minutes)
+
+    def url(self, path: str) -> str:
+        """An absolute URL under PUBLIC_URL."""
+        return str(self.public_url).rstrip("/") + "/" + path.lstrip("/")
+
+
+class SettingsError(Exception):
+    """Start-up configuration is missing or malformed; the message is one line naming the setting."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment, turning pydantic's report into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        if error["type"] == "missing":
+            raise SettingsError(f"{name} is not set (see README, Configuration)") from None
+        raise SettingsError(f"{name} is malformed: {error['msg']}") from None

@@ -1,0 +1,192 @@
+"""SQLModel tables. The schema itself is owned by the Alembic migrations in bot/store/migrations.
+
+Enums are stored as plain strings, not native enum types, so a new state is a code change and not a
+PostgreSQL ALTER TYPE migration. Datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, SyncStatus
+
+
+class FirmSettings(SQLModel, table=True):
+    """The firm's own settings (one row)."""
+
+    __tablename__ = "firm_settings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    firm_name: str
+    staff_usergroup_id: str | None = None
+    nxt_customer_ids: str = ""
+
+
+class Company(SQLModel, table=True):
+    """A client company being onboarded or synced."""
+
+    __tablename__ = "company"
+    __table_args__ = (UniqueConstraint("country", "org_number", name="uq_company_country_org"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    org_number: str = Field(index=True)
+    country: str
+    system: AccountingSystem = Field(sa_type=String(32))
+    state: CompanyState = Field(default=CompanyState.DRAFT, index=True, sa_type=String(32))
+    state_reason: str | None = None
+    state_since: datetime
+    comment: str | None = None
+    period_type: str
+    fiscal_year_start_month: int
+    reconciliation_start: date
+    vat_frequency: str
+    modules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    responsible_user_id: str
+    approver_user_id: str | None = None
+    approver_email: str | None = None
+    requested_by: str
+    source_view_id: str | None = Field(default=None, unique=True)
+    card_channel: str | None = None
+    card_ts: str | None = None
+    alert_code: str | None = None
+    alert_ts: str | None = None
+    alert_count: int = 0
+    created_at: datetime
+    last_sync_at: datetime | None = None
+    next_sync_at: datetime | None = Field(default=None, index=True)
+
+
+class ApprovalRequest(SQLModel, table=True):
+    """An approval link: only its hash is stored; it expires and is used once."""
+
+    __tablename__ = "approval_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    token_hash: str = Field(unique=True)
+    status: ApprovalStatus = Field(default=ApprovalStatus.PENDING, sa_type=String(32))
+    requested_by: str
+    requested_by_name: str
+    approver_user_id: str | None = None
+    approver_email: str | None = None
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    dm_channel: str | None = None
+    dm_ts: str | None = None
+    oauth_state_hash: str | None = Field(default=None, unique=True)
+    pkce_verifier_sealed: str | None = None
+    oauth_started_at: datetime | None = None
+
+
+class Connection(SQLModel, table=True):
+    """The live link to a company's Visma books; tokens are Fernet-encrypted."""
+
+    __tablename__ = "connection"
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", unique=True)
+    system: AccountingSystem = Field(sa_type=String(32))
+    external_company_id: str | None = None
+    external_company_name: str | None = None
+    access_token_sealed: str
+    refresh_token_sealed: str | None = None
+    access_expires_at: datetime
+    scopes: str
+    connected_by: str
+    connected_at: datetime
+
+
+class SyncRun(SQLModel, table=True):
+    """One pull of a company's books."""
+
+    __tablename__ = "sync_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: SyncStatus = Field(default=SyncStatus.RUNNING, sa_type=String(32))
+    fiscal_years: int = 0
+    accounts: int = 0
+    vouchers: int = 0
+    balances: int = 0
+    period_from: date | None = None
+    period_to: date | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """Every state change: who, when, what."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    actor: str
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    action: str
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class FiscalYear(SQLModel, table=True):
+    """A fiscal year pulled from the company's books."""
+
+    __tablename__ = "fiscal_year"
+    __table_args__ = (UniqueConstraint("company_id", "external_id", name="uq_fiscal_year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    external_id: str
+    start_date: date
+    end_date: date
+    locked: bool = False
+
+
+class LedgerAccount(SQLModel, table=True):
+    """An account of the chart of accounts, per fiscal year."""
+
+    __tablename__ = "ledger_account"
+    __table_args__ = (UniqueConstraint("company_id", "fiscal_year_external_id", "number", name="uq_ledger_account"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    fiscal_year_external_id: str
+    number: int
+    name: str
+    active: bool = True
+
+
+class Voucher(SQLModel, table=True):
+    """A voucher with its rows (kept as JSON: they are read together, never alone)."""
+
+    __tablename__ = "voucher"
+    __table_args__ = (UniqueConstraint("company_id", "external_id", name="uq_voucher"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    external_id: str
+    voucher_date: date
+    number: str | None = None
+    text: str | None = None
+    rows: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class AccountBalance(SQLModel, table=True):
+    """An account's balance on a date."""
+
+    __tablename__ = "account_balance"
+    __table_args__ = (UniqueConstraint("company_id", "account_number", "balance_date", name="uq_account_balance"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    account_number: int
+    balance_date: date
+    balance: Decimal = Field(max_digits=18, decimal_places=2)

@@ -1,0 +1,120 @@
+"""Thin listeners of /addcompany: ack first, parse, call domain code, render, one Slack call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import onboarding
+from bot.runtime import Deps
+from bot.services import companies
+from bot.services.companies import CompanyDraft, CompanyExists
+from commands.addcompany import parse
+from commands.addcompany.ids import Field
+from commands.addcompany.state import AddCompanyState
+from commands.addcompany.views import approver_view, company_view, settings_view
+from commands.approval.views import requester_blocks
+
+
+async def open_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    """/addcompany: open step 1 right away (the trigger id dies after three seconds)."""
+    await ack()
+    state = AddCompanyState(channel_id=body.get("channel_id"))
+    await client.views_open(trigger_id=body["trigger_id"], view=company_view(state))
+
+
+async def system_chosen(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    """Step 1's system select: show that system's needs in place."""
+    await ack()
+    view = body["view"]
+    system = parse.selected_system(view["state"]["values"])
+    state = AddCompanyState.load(view.get("private_metadata"))
+    # Passing the hash makes Slack refuse the update if the user already moved on (a newer view exists).
+    await client.views_update(view_id=view["id"], hash=view["hash"], view=company_view(state, system=system))
+
+
+async def company_submitted(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
+    """Step 1 submitted: check the fields and that the company is new, then show step 2."""
+    deps: Deps = context["deps"]
+    step, errors = parse.company_step(view["state"]["values"])
+    if step is None:
+        await ack(response_action="errors", errors=errors)
+        return
+    async with deps.store.session() as session:
+        existing = await companies.find_by_org_number(session, country=step.country, org_number=step.org_number)
+    if existing is not None:
+        await ack(response_action="errors", errors={Field.ORG_NUMBER: _already(existing.name, existing.state)})
+        return
+    state = AddCompanyState.load(view.get("private_metadata"))
+    state.company = step
+    requester = context.user_id or ""
+    await ack(response_action="update", view=settings_view(state, requester=requester, today=deps.clock().date()))
+
+
+async def settings_submitted(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
+    """Step 2 submitted: check the settings, then show step 3."""
+    deps: Deps = context["deps"]
+    step, errors = parse.settings_step(view["state"]["values"], today=deps.clock().date())
+    if step is None:
+        await ack(response_action="errors", errors=errors)
+        return
+    state = AddCompanyState.load(view.get("private_metadata"))
+    state.settings = step
+    await ack(response_action="update", view=approver_view(state))
+
+
+async def approver_submitted(
+    ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    """Step 3 submitted: save the company (before the modal closes), then send the link and confirm."""
+    deps: Deps = context["deps"]
+    (approver_user, approver_email), errors = parse.approver_step(view["state"]["values"])
+    state = AddCompanyState.load(view.get("private_metadata"))
+    if errors or state.company is None or state.settings is None:
+        await ack(response_action="errors", errors=errors or {Field.APPROVER_USER: "Start again with /addcompany."})
+        return
+    draft = CompanyDraft(
+        **state.company.model_dump(),
+        **state.settings.model_dump(),
+        approver_user_id=approver_user,
+        approver_email=approver_email,
+    )
+    actor = context.user_id or "unknown"
+    async with deps.store.session() as session:
+        try:
+            company, created = await companies.register(
+                session, draft=draft, actor=actor, view_id=view["id"], now=deps.clock()
+            )
+        except CompanyExists as exc:
+            await ack(
+                response_action="errors",
+                errors={Field.APPROVER_USER: _already(exc.company.name, exc.company.state)},
+            )
+            return
+        await session.commit()
+        await ack()
+        if not created:  # a double submit or a Slack retry of the same view: the first one does the work
+            return
+        sent = await onboarding.send_link(deps, session, company=company, actor=actor)
+        await session.commit()
+    permalink = await client.chat_getPermalink(channel=company.card_channel or "", message_ts=company.card_ts or "")
+    approver = f"<@{approver_user}>" if approver_user else (approver_email or "the approver")
+    blocks = requester_blocks(
+        company_name=company.name,
+        approver=approver,
+        card_link=str(permalink["permalink"]),
+        forward_link=None if sent.dm_sent else sent.link,
+    )
+    await client.chat_postEphemeral(
+        channel=state.channel_id or actor,
+        user=actor,
+        blocks=blocks,
+        text=f"{company.name} is saved and waits for approval",
+    )
+
+
+def _already(name: str, state: str) -> str:
+    return f"{name} is already onboarded ({state.replace('_', ' ')}). Find its card in the team channel."

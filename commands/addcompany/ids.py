@@ -1,0 +1,31 @@
+"""IDs of the /addcompany modal: its three steps and each field (block id and action id alike)."""
+
+from enum import StrEnum
+
+COMMAND = "/addcompany"
+
+
+class Step(StrEnum):
+    """The modal's callback ids, one per step."""
+
+    COMPANY = "addcompany_company"
+    SETTINGS = "addcompany_settings"
+    APPROVER = "addcompany_approver"
+
+
+class Field(StrEnum):
+    """Input fields; each value is both the block id and the element's action id."""
+
+    SYSTEM = "system"
+    NAME = "company_name"
+    COUNTRY = "country"
+    ORG_NUMBER = "org_number"
+    PERIOD_TYPE = "period_type"
+    FY_START_MONTH = "fy_start_month"
+    RECONCILIATION_START = "reconciliation_start"
+    VAT_FREQUENCY = "vat_frequency"
+    RESPONSIBLE = "responsible_user"
+    MODULES = "modules"
+    COMMENT = "comment"
+    APPROVER_USER = "approver_user"
+    APPROVER_EMAIL = "approver_email"

@@ -1,0 +1,105 @@
+"""Reading each step's submitted values into typed data, or into inline errors keyed by block id."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from bot.domain.orgnumber import InvalidOrgNumber, normalise
+from bot.domain.types import AccountingSystem, Country, Module, PeriodType, VatFrequency
+from commands.addcompany.ids import Field
+from commands.addcompany.state import CompanyStep, SettingsStep
+
+Values = dict[str, dict[str, dict[str, Any]]]
+Errors = dict[str, str]
+
+# Good enough to catch typos; the approver's inbox is the real check.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EARLIEST_START = date(2000, 1, 1)
+
+
+def _element(values: Values, field: Field) -> dict[str, Any]:
+    return values.get(field.value, {}).get(field.value, {})
+
+
+def _text(values: Values, field: Field) -> str:
+    return str(_element(values, field).get("value") or "").strip()
+
+
+def _selected(values: Values, field: Field) -> str | None:
+    option = _element(values, field).get("selected_option")
+    return str(option["value"]) if option else None
+
+
+def selected_system(values: Values) -> AccountingSystem | None:
+    """The accounting system picked in step 1, if any."""
+    raw = _selected(values, Field.SYSTEM)
+    try:
+        return AccountingSystem(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def company_step(values: Values) -> tuple[CompanyStep | None, Errors]:
+    """Step 1 values, or errors for each field that is wrong."""
+    errors: Errors = {}
+    system = selected_system(values)
+    if system is None:
+        errors[Field.SYSTEM] = "Choose the company's accounting system."
+    elif not system.available:
+        errors[Field.SYSTEM] = f"{system.label} is not available yet: for now the bot connects Visma eAccounting."
+    name = " ".join(_text(values, Field.NAME).split())
+    if len(name) < 2:
+        errors[Field.NAME] = "Enter the company's name as registered."
+    country = Country(_selected(values, Field.COUNTRY) or Country.NO.value)
+    org_number = ""
+    try:
+        org_number = normalise(country, _text(values, Field.ORG_NUMBER))
+    except InvalidOrgNumber as exc:
+        errors[Field.ORG_NUMBER] = str(exc)
+    if errors or system is None:
+        return None, errors
+    return CompanyStep(system=system, name=name, country=country, org_number=org_number), {}
+
+
+def settings_step(values: Values, *, today: date) -> tuple[SettingsStep | None, Errors]:
+    """Step 2 values, or errors for each field that is wrong."""
+    errors: Errors = {}
+    raw_start = _element(values, Field.RECONCILIATION_START).get("selected_date")
+    start = date.fromisoformat(raw_start) if raw_start else None
+    if start is None:
+        errors[Field.RECONCILIATION_START] = "Choose the date to reconcile from."
+    elif start > today:
+        errors[Field.RECONCILIATION_START] = "The start date cannot be in the future."
+    elif start < EARLIEST_START:
+        errors[Field.RECONCILIATION_START] = "Choose a date in 2000 or later."
+    responsible = _element(values, Field.RESPONSIBLE).get("selected_user")
+    if not responsible:
+        errors[Field.RESPONSIBLE] = "Choose who is responsible for the reconciliation."
+    modules = [str(option["value"]) for option in _element(values, Field.MODULES).get("selected_options") or []]
+    if errors or start is None:
+        return None, errors
+    return (
+        SettingsStep(
+            period_type=PeriodType(_selected(values, Field.PERIOD_TYPE) or PeriodType.MONTHLY).value,
+            fiscal_year_start_month=int(_selected(values, Field.FY_START_MONTH) or 1),
+            reconciliation_start=start,
+            vat_frequency=VatFrequency(_selected(values, Field.VAT_FREQUENCY) or VatFrequency.BIMONTHLY).value,
+            responsible_user_id=str(responsible),
+            modules=[Module(module).value for module in modules],
+            comment=_text(values, Field.COMMENT) or None,
+        ),
+        {},
+    )
+
+
+def approver_step(values: Values) -> tuple[tuple[str | None, str | None], Errors]:
+    """Step 3: (Slack user id, e-mail); exactly one way to reach the approver is needed."""
+    user = _element(values, Field.APPROVER_USER).get("selected_user")
+    email = _text(values, Field.APPROVER_EMAIL).lower()
+    if email and not _EMAIL.match(email):
+        return (None, None), {Field.APPROVER_EMAIL: "That does not look like an e-mail address."}
+    if not user and not email:
+        return (None, None), {Field.APPROVER_USER: "Choose the approver in Slack, or enter their e-mail below."}
+    return (str(user) if user else None, None if user else email), {}

@@ -1,0 +1,223 @@
+"""Pure Block Kit builders for the three steps of the /addcompany modal."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date
+
+from slack_sdk.models.blocks import (
+    CheckboxesElement,
+    ContextBlock,
+    DatePickerElement,
+    EmailInputElement,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    SectionBlock,
+    StaticSelectElement,
+    UserSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.domain.orgnumber import FORMAT_HINT, display
+from bot.domain.types import AccountingSystem, Country, Module, PeriodType, VatFrequency
+from bot.slack_format import escape
+from commands.addcompany.ids import Field, Step
+from commands.addcompany.state import AddCompanyState
+
+TITLE = "Add a company"
+
+APPROVER_NEEDS = {
+    AccountingSystem.EACCOUNTING: "The client's approver needs *full program permission* in the company, and "
+    "the company needs the *bookkeeping* module.",
+    AccountingSystem.VISMA_NET: "The client's approver needs *Integration Administrator* (App Store) and *API "
+    "User* (ERP). Coming soon.",
+    AccountingSystem.BUSINESS_NXT: "The client's system administrator activates our integration in Business "
+    "NXT. Coming soon.",
+    AccountingSystem.VISMA_ERP: "Needs the Tenant ID and the scopes to grant. Coming soon.",
+}
+
+_PERIOD_LABELS = {
+    PeriodType.MONTHLY: "Monthly",
+    PeriodType.BIMONTHLY: "Every two months",
+    PeriodType.QUARTERLY: "Quarterly",
+    PeriodType.YEARLY: "Yearly",
+}
+_VAT_LABELS = {
+    VatFrequency.MONTHLY: "Monthly",
+    VatFrequency.BIMONTHLY: "Every two months",
+    VatFrequency.QUARTERLY: "Quarterly",
+    VatFrequency.YEARLY: "Yearly",
+    VatFrequency.NONE: "Not VAT registered",
+}
+_MODULE_LABELS = {Module.PAYROLL: "Payroll (A07)", Module.VAT: "VAT", Module.ASSETS: "Assets"}
+
+
+def _option(value: str, label: str) -> Option:
+    return Option(value=value, text=label)
+
+
+def _system_option(system: AccountingSystem) -> Option:
+    label = system.label if system.available else f"{system.label} (coming soon)"
+    return _option(system.value, label)
+
+
+def company_view(state: AddCompanyState, *, system: AccountingSystem | None = None) -> View:
+    """Step 1: the accounting system, then the company's name and organisation number."""
+    chosen = system or (state.company.system if state.company else AccountingSystem.EACCOUNTING)
+    blocks = [
+        InputBlock(
+            block_id=Field.SYSTEM,
+            label="Accounting system",
+            dispatch_action=True,
+            element=StaticSelectElement(
+                action_id=Field.SYSTEM,
+                options=[_system_option(item) for item in AccountingSystem],
+                initial_option=_system_option(chosen),
+            ),
+        ),
+        ContextBlock(elements=[MarkdownTextObject(text=APPROVER_NEEDS[chosen])]),
+        InputBlock(
+            block_id=Field.NAME,
+            label="Company name",
+            element=PlainTextInputElement(action_id=Field.NAME, placeholder="Nordlys Bakeri AS", max_length=120),
+        ),
+        InputBlock(
+            block_id=Field.COUNTRY,
+            label="Country",
+            element=StaticSelectElement(
+                action_id=Field.COUNTRY,
+                options=[_option(country.value, country.label) for country in Country],
+                initial_option=_option(Country.NO.value, Country.NO.label),
+            ),
+        ),
+        InputBlock(
+            block_id=Field.ORG_NUMBER,
+            label="Organisation number",
+            hint=FORMAT_HINT,
+            element=PlainTextInputElement(action_id=Field.ORG_NUMBER, placeholder="988 077 917", max_length=20),
+        ),
+    ]
+    return View(
+        type="modal",
+        callback_id=Step.COMPANY,
+        title=TITLE,
+        submit="Next",
+        close="Cancel",
+        private_metadata=state.dump(),
+        blocks=blocks,
+    )
+
+
+def settings_view(state: AddCompanyState, *, requester: str, today: date) -> View:
+    """Step 2: how the company is reconciled."""
+    months = [_option(str(number), calendar.month_name[number]) for number in range(1, 13)]
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=_company_line(state))),
+        InputBlock(
+            block_id=Field.PERIOD_TYPE,
+            label="Period type",
+            element=StaticSelectElement(
+                action_id=Field.PERIOD_TYPE,
+                options=[_option(key.value, label) for key, label in _PERIOD_LABELS.items()],
+                initial_option=_option(PeriodType.MONTHLY.value, _PERIOD_LABELS[PeriodType.MONTHLY]),
+            ),
+        ),
+        InputBlock(
+            block_id=Field.FY_START_MONTH,
+            label="Financial year starts in",
+            hint="Change it only when the company's financial year does not follow the calendar.",
+            element=StaticSelectElement(action_id=Field.FY_START_MONTH, options=months, initial_option=months[0]),
+        ),
+        InputBlock(
+            block_id=Field.RECONCILIATION_START,
+            label="Reconcile from",
+            hint="Data (payroll A07 messages included) is fetched from this date.",
+            element=DatePickerElement(
+                action_id=Field.RECONCILIATION_START, initial_date=date(today.year, 1, 1).isoformat()
+            ),
+        ),
+        InputBlock(
+            block_id=Field.VAT_FREQUENCY,
+            label="VAT reporting",
+            element=StaticSelectElement(
+                action_id=Field.VAT_FREQUENCY,
+                options=[_option(key.value, label) for key, label in _VAT_LABELS.items()],
+                initial_option=_option(VatFrequency.BIMONTHLY.value, _VAT_LABELS[VatFrequency.BIMONTHLY]),
+            ),
+        ),
+        InputBlock(
+            block_id=Field.RESPONSIBLE,
+            label="Responsible for the reconciliation",
+            element=UserSelectElement(action_id=Field.RESPONSIBLE, initial_user=requester),
+        ),
+        InputBlock(
+            block_id=Field.MODULES,
+            label="Modules",
+            optional=True,
+            element=CheckboxesElement(
+                action_id=Field.MODULES,
+                options=[_option(key.value, label) for key, label in _MODULE_LABELS.items()],
+            ),
+        ),
+        InputBlock(
+            block_id=Field.COMMENT,
+            label="Internal comment",
+            optional=True,
+            element=PlainTextInputElement(action_id=Field.COMMENT, multiline=True, max_length=1000),
+        ),
+    ]
+    return View(
+        type="modal",
+        callback_id=Step.SETTINGS,
+        title=TITLE,
+        submit="Next",
+        close="Back out",
+        private_metadata=state.dump(),
+        blocks=blocks,
+    )
+
+
+def approver_view(state: AddCompanyState) -> View:
+    """Step 3: who at the client approves the connection."""
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=_company_line(state))),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=APPROVER_NEEDS[state.company.system if state.company else AccountingSystem.EACCOUNTING]
+                )
+            ]
+        ),
+        InputBlock(
+            block_id=Field.APPROVER_USER,
+            label="Approver in Slack",
+            optional=True,
+            hint="They get the approval link by DM.",
+            element=UserSelectElement(action_id=Field.APPROVER_USER),
+        ),
+        InputBlock(
+            block_id=Field.APPROVER_EMAIL,
+            label="…or the approver's e-mail",
+            optional=True,
+            hint="When they are not in Slack: you get the link to forward.",
+            element=EmailInputElement(action_id=Field.APPROVER_EMAIL, placeholder="ola@nordlysbakeri.no"),
+        ),
+    ]
+    return View(
+        type="modal",
+        callback_id=Step.APPROVER,
+        title=TITLE,
+        submit="Send approval link",
+        close="Back out",
+        private_metadata=state.dump(),
+        blocks=blocks,
+    )
+
+
+def _company_line(state: AddCompanyState) -> str:
+    if state.company is None:
+        return ""
+    number = display(state.company.country, state.company.org_number)
+    return f"*{escape(state.company.name)}* · {number} · {state.company.system.label}"

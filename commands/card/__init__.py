@@ -1,0 +1,13 @@
+"""A company's status card: its buttons."""
+
+from slack_bolt.async_app import AsyncApp
+
+from commands.card import handlers
+from commands.card.ids import CardAction
+
+
+def register(app: AsyncApp) -> None:
+    """Wire the card's buttons."""
+    app.action(CardAction.RESEND_LINK.value)(handlers.resend_link)
+    app.action(CardAction.SYNC_NOW.value)(handlers.sync_now)
+    app.action(CardAction.RETRY.value)(handlers.sync_now)
