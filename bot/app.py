@@ -68,10 +68,13 @@ def build_deps(
 
 def build_bolt(deps: Deps) -> AsyncApp:
     """The Bolt app with every flow registered, the deps middleware and the one error handler."""
+    # Bolt builds each request's client from this one plus the token `authorize` returns; a tokenless twin of
+    # deps.slack keeps Bolt from warning that its token would be ignored.
+    template = AsyncWebClient(base_url=deps.slack.base_url, retry_handlers=deps.slack.retry_handlers)
     bolt = AsyncApp(
-        client=deps.slack,
+        client=template,
         signing_secret=deps.settings.slack_signing_secret.get_secret_value(),
-        authorize=deps.authorize,
+        authorize=deps.authorize.bolt_authorize(),
         request_verification_enabled=True,
         ignoring_self_events_enabled=False,
     )

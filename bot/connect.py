@@ -172,6 +172,8 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
             )
             await notify.refresh_card(deps, session, company=company)
             await notify.alert(deps, session, company=company, problem=problem)
+            # The link stays usable: the result page's button starts a fresh consent for the same request.
+            retry_state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=now)
             await session.commit()
             return ConsentResult(
                 Outcome.WRONG_COMPANY,
@@ -179,6 +181,9 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
                 org_number=display(country, company.org_number),
                 got_name=settings.name,
                 got_number=_shown(country, got_number),
+                retry_url=deps.eaccounting.authorize_url(
+                    state=retry_state, challenge=pkce.challenge, redirect_uri=deps.settings.url(CALLBACK_PATH)
+                ),
             )
         await approvals.save_connection(
             session,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import IO
 
 _PATTERNS = [
     re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),
@@ -42,13 +43,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure(level: int = logging.INFO) -> None:
-    """Log to stderr through the redacting filter."""
-    handler = logging.StreamHandler()
+def redacting_handler(stream: IO[str] | None = None) -> logging.Handler:
+    """A stream handler (stderr by default) that redacts every record it writes."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
+    return handler
+
+
+def configure(level: int = logging.INFO) -> None:
+    """Log to stderr through the redacting filter."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [redacting_handler()]
     root.setLevel(level)
     # uvicorn's access log prints request paths, approval tokens included; ours is quieter and redacted.
     for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,11 +27,11 @@ class Background:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
-        """Start `coro` in the background; its failure is logged with a correlation id."""
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str, log_errors: bool = True) -> asyncio.Task[Any]:
+        """Start `coro` in the background; unless the caller awaits it, its failure is logged with a reference."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self._done if log_errors else self._tasks.discard)
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
@@ -44,6 +44,7 @@ class Background:
         """Wait until no background task is running (tests, the demo, shutdown)."""
         while self._tasks:
             await asyncio.wait(list(self._tasks))
+            await asyncio.sleep(0)  # let done-callbacks run before looking again
 
 
 class BotIdentity:
@@ -63,9 +64,13 @@ class BotIdentity:
             )
         return self._result
 
-    async def __call__(self, **_: Any) -> AuthorizeResult:
-        """Bolt calls this for every request."""
-        return await self.warm()
+    def bolt_authorize(self) -> Callable[..., Awaitable[AuthorizeResult]]:
+        """The function Bolt calls for every request (Bolt passes arguments by their names, so no `self`)."""
+
+        async def authorize(enterprise_id: str | None = None, team_id: str | None = None) -> AuthorizeResult:
+            return await self.warm()
+
+        return authorize
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.listeners import tracked
 from commands.home import handlers
 
 
 def register(app: AsyncApp) -> None:
     """Wire the home tab."""
-    app.event("app_home_opened")(handlers.home_opened)
+    app.event("app_home_opened")(tracked(handlers.home_opened))

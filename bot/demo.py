@@ -1,0 +1,274 @@
+"""`make demo`: the whole slice against the simulators, printed as each person would see it.
+
+Staff add a company with /addcompany (one typo caught inline), the approver gets the DM and opens the link,
+first trips over the default-company pitfall (caught, explained, fixed), then connects the right company;
+the first sync runs and the card moves from awaiting approval to synced. Exits non-zero when a step fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from bot import logs
+from bot.simulators.browser import Page
+from bot.simulators.render import render_message, render_view
+from bot.simulators.stack import ALERT_CHANNEL, Stack, running_stack
+from commands.addcompany.ids import Field
+
+KARI, OLA = "U0KARI", "U0OLA"
+WIDTH = 100
+
+
+class DemoFailed(Exception):
+    """A step did not do what the product promises."""
+
+
+def heading(text: str) -> None:
+    print(f"\n{'━' * WIDTH}\n{text}\n{'━' * WIDTH}")
+
+
+def show(who: str, what: str, body: str) -> None:
+    print(f"\n▶ {who} — {what}")
+    print(textwrap.indent(body.rstrip(), "    "))
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise DemoFailed(message)
+
+
+def _select(value: str) -> dict[str, Any]:
+    return {"type": "static_select", "selected_option": {"value": value}}
+
+
+def _text(value: str) -> dict[str, Any]:
+    return {"type": "plain_text_input", "value": value}
+
+
+def values(**fields: Mapping[str, Any]) -> dict[str, Any]:
+    """View state values keyed the way Slack sends them (block id, then action id)."""
+    out: dict[str, Any] = {}
+    for name, element in fields.items():
+        field = Field(name)
+        out[field.value] = {field.value: dict(element)}
+    return out
+
+
+def page_text(page: Page) -> str:
+    lines: list[str] = []
+    for line in page.text.splitlines():
+        lines += textwrap.wrap(line, WIDTH - 4, break_long_words=False) or [""]
+    return "\n".join(lines)
+
+
+class Demo:
+    """The story, step by step, with a check after each."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.world = stack.slack_world
+        self.names = {user.id: user.real_name for user in self.world.users.values()}
+
+    async def wait_idle(self) -> None:
+        await self.stack.deps.background.drain()
+
+    def card(self) -> dict[str, Any]:
+        messages = [m for m in self.world.current_messages(ALERT_CHANNEL) if not m.get("thread_ts")]
+        expect(bool(messages), "no status card in the team channel")
+        return messages[-1]
+
+    def thread(self) -> list[dict[str, Any]]:
+        card = self.card()
+        return [m for m in self.world.current_messages(ALERT_CHANNEL) if m.get("thread_ts") == card["ts"]]
+
+    def render(self, message: Mapping[str, Any]) -> str:
+        return render_message(message, users=self.names)
+
+    async def submit(self, user: str, view: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Any]:
+        response = await self.stack.slack.submit_view(user=user, view=view, values=state)
+        expect(response.status_code == 200, f"view submission answered HTTP {response.status_code}")
+        body: dict[str, Any] = response.json() if response.content else {}
+        if body.get("response_action") == "update":
+            self.world.replace_view(view["id"], body["view"])
+        return body
+
+    async def staff_adds_company(self) -> None:
+        heading("1. Kari (staff at Fjordbris Regnskap) runs /addcompany in #onboarding")
+        started = time.monotonic()
+        response = await self.stack.slack.slash(command="/addcompany", user=KARI, channel=ALERT_CHANNEL)
+        ack_ms = (time.monotonic() - started) * 1000
+        expect(response.status_code == 200, f"/addcompany answered HTTP {response.status_code}")
+        await self.wait_idle()
+        view = self.world.last_view()
+        expect(view is not None and view["callback_id"] == "addcompany_company", "step 1 of the modal did not open")
+        assert view is not None
+        show("Kari", f"sees the modal (Slack got its ack in {ack_ms:.0f} ms)", render_view(view))
+
+        step1 = values(
+            system=_select("eaccounting"),
+            company_name=_text("Nordlys Bakeri AS"),
+            country=_select("NO"),
+            org_number=_text("988 077 918"),
+        )
+        body = await self.submit(KARI, view, step1)
+        expect(body.get("response_action") == "errors", "a wrong check digit was not caught")
+        show(
+            "Kari",
+            "mistypes the organisation number and presses Next — the error shows under the field",
+            render_view(view, errors=body["errors"]),
+        )
+
+        step1[Field.ORG_NUMBER.value][Field.ORG_NUMBER.value]["value"] = "988 077 917"
+        body = await self.submit(KARI, view, step1)
+        expect(body.get("response_action") == "update", f"step 1 was not accepted: {body}")
+        view = self.world.view(view["id"])
+        show("Kari", "fixes it; step 2 asks for the reconciliation settings", render_view(view))
+
+        step2 = values(
+            period_type=_select("monthly"),
+            fy_start_month=_select("1"),
+            reconciliation_start={"type": "datepicker", "selected_date": "2026-01-01"},
+            vat_frequency=_select("bimonthly"),
+            responsible_user={"type": "users_select", "selected_user": KARI},
+            modules={"type": "checkboxes", "selected_options": [{"value": "vat"}, {"value": "payroll"}]},
+            comment=_text("Bakery with two shops in Tromsø"),
+        )
+        body = await self.submit(KARI, view, step2)
+        expect(body.get("response_action") == "update", f"step 2 was not accepted: {body}")
+        view = self.world.view(view["id"])
+        show("Kari", "step 3: who approves at the client", render_view(view))
+
+        body = await self.submit(KARI, view, values(approver_user={"type": "users_select", "selected_user": OLA}))
+        expect(body == {}, f"the final submit did not close the modal: {body}")
+        await self.wait_idle()
+        show("#onboarding", "the company's status card appears", self.render(self.card()))
+        ephemeral = self.world.calls_to("chat.postEphemeral")
+        expect(bool(ephemeral), "Kari got no confirmation")
+        show("Kari", "gets a confirmation only she can see", self.render(ephemeral[-1].args))
+
+    def approval_link(self) -> tuple[str, str]:
+        dm_channel = self.world.dm_channel_for(OLA)
+        dms = self.world.current_messages(dm_channel)
+        expect(bool(dms), "Ola got no DM")
+        dm = dms[-1]
+        show("Ola (the client's administrator)", "gets a DM", self.render(dm))
+        for block in dm.get("blocks", []):
+            for element in block.get("elements", []):
+                if element.get("url"):
+                    return str(element["url"]), dm_channel
+        raise DemoFailed("the DM has no approval link")
+
+    async def approver_hits_default_company(self, link: str) -> str:
+        heading("2. Ola opens the link; Visma picks his default company (the classic pitfall)")
+        self.stack.eaccounting.switches.default_company = True
+        page = await self.stack.browser.get(link)
+        expect(page.status == 200 and "Continue to Visma" in page.text, "the approval page did not open")
+        show("Ola", "sees our explanation page", page_text(page))
+        page = await self.stack.browser.submit(page)
+        expect("password" in page.html.lower(), "Visma's login page did not open")
+        show("Ola", "is at Visma's login", page_text(page))
+        page = await self.stack.browser.submit(page, values={"email": "ola@nordlysbakeri.no", "password": "demo"})
+        if page.forms and any("company_id" in form.fields for form in page.forms):
+            show(
+                "Ola",
+                "sees Visma's company picker with his default company pre-selected, and just goes on",
+                page_text(page),
+            )
+            page = await self.stack.browser.submit(page)
+        expect("decision" in page.html, "Visma's consent page did not open")
+        show("Ola", "approves the access at Visma", page_text(page))
+        page = await self.stack.browser.submit(page, button=("decision", "accept"))
+        expect("wrong company" in page.text.lower(), f"the wrong company was not caught: {page.text[:300]}")
+        show("Ola", "comes back to our page: the mismatch is caught and explained", page_text(page))
+        await self.wait_idle()
+        show("#onboarding", "the card says it needs action", self.render(self.card()))
+        show(
+            "#onboarding",
+            "the thread explains what happened, who can fix it and how",
+            "\n\n".join(self.render(message) for message in self.thread()),
+        )
+        retry = next((url for text, url in page.links if "Try again" in text), None)
+        expect(retry is not None, "the wrong-company page has no way to try again")
+        assert retry is not None
+        return retry
+
+    async def approver_connects(self, retry: str, dm_channel: str) -> None:
+        heading("3. Ola clears his default company and tries again")
+        self.stack.eaccounting.switches.default_company = False
+        page = await self.stack.browser.get(retry)
+        page = await self.stack.browser.submit(page, values={"email": "ola@nordlysbakeri.no", "password": "demo"})
+        nordlys = self.stack.eaccounting.company_id_by_org("988077917")
+        if any("company_id" in form.fields for form in page.forms):
+            page = await self.stack.browser.submit(page, values={"company_id": nordlys})
+        page = await self.stack.browser.submit(page, button=("decision", "accept"))
+        expect("is connected" in page.text, f"the connection did not succeed: {page.text[:300]}")
+        show("Ola", "picks Nordlys Bakeri AS and approves; our page confirms", page_text(page))
+        await self.wait_idle()
+        show("Ola", "his DM is edited in place", self.render(self.world.current_messages(dm_channel)[-1]))
+        card = self.card()
+        rendered = self.render(card)
+        expect("vouchers" in rendered, f"the card does not show the first sync: {rendered}")
+        heading("4. The first sync has run")
+        show("#onboarding", "the same card, edited in place", rendered)
+        show("#onboarding", "its thread", "\n\n".join(self.render(message) for message in self.thread()))
+
+    async def sync_alert(self) -> None:
+        heading("5. Later: the approver loses full program permission in eAccounting")
+        self.stack.eaccounting.switches.no_full_permission = True
+        card = self.card()
+        action = next(
+            element
+            for block in card["blocks"]
+            if block["type"] == "actions"
+            for element in block["elements"]
+            if element["text"]["text"] == "Sync now"
+        )
+        response = await self.stack.slack.click(user=KARI, action=action, channel=ALERT_CHANNEL, message=card)
+        expect(response.status_code == 200, "Sync now was not acknowledged")
+        await self.wait_idle()
+        show("#onboarding", "Kari presses Sync now; the card turns red", self.render(self.card()))
+        alert = self.thread()[-1]
+        rendered = self.render(alert)
+        expect("4007" in rendered and "Send new approval link" in rendered, f"no permission alert: {rendered}")
+        show("#onboarding", "the alert names the missing permission, who can fix it, and the button", rendered)
+        self.stack.eaccounting.switches.no_full_permission = False
+
+    async def run(self) -> None:
+        await self.staff_adds_company()
+        link, dm_channel = self.approval_link()
+        retry = await self.approver_hits_default_company(link)
+        await self.approver_connects(retry, dm_channel)
+        await self.sync_alert()
+
+
+async def main() -> int:
+    """Run the demo; 0 when every step did what it should."""
+    logs.configure(logging.WARNING)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running_stack(database_url=f"sqlite:///{tmp}/demo.db") as stack:
+            demo = Demo(stack)
+            try:
+                await demo.run()
+            except DemoFailed as failure:
+                print(f"\n✗ demo failed: {failure}", file=sys.stderr)
+                return 1
+            calls = len(stack.slack_world.calls)
+            api_calls = len(stack.eaccounting.requests)
+    print(
+        f"\n✓ demo passed in {time.monotonic() - started:.1f} s: company added with one typo caught inline, "
+        f"default-company mix-up caught, connected, first sync on the card, permission alert raised "
+        f"({calls} Slack API calls, {api_calls} eAccounting API calls)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,118 @@
+"""The whole product on loopback: the simulators and the bot, each on its own port, wired by settings.
+
+Used by `make demo`, the scenario tests and the benchmark, so all three go through the same real code paths:
+signed HTTP into Bolt, the Slack Web API client, the Visma httpx clients, the store and the pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from cryptography.fernet import Fernet
+from starlette.applications import Starlette
+
+from bot.app import create_app
+from bot.connect import CALLBACK_PATH
+from bot.runtime import Deps
+from bot.settings import Settings
+from bot.simulators.browser import FormBrowser
+from bot.simulators.eaccounting import EAccountingWorld, seed_world
+from bot.simulators.server import ResponseLog, create_simulators
+from bot.simulators.serving import LoopbackServer, free_port
+from bot.simulators.slack import SlackWorld
+from bot.simulators.slack_requests import SlackSide
+
+SIGNING_SECRET = "demo-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-0000-fjordbris-demo-token"
+CLIENT_ID = "fjordbris_onboarding"
+CLIENT_SECRET = "demo-client-secret-do-not-use"
+ALERT_CHANNEL = "C0ALERTS"
+
+
+@dataclass
+class Stack:
+    """Handles on everything that runs."""
+
+    settings: Settings
+    app: Starlette
+    bot_url: str
+    simulators_url: str
+    slack_world: SlackWorld
+    eaccounting: EAccountingWorld
+    responses: ResponseLog
+    slack: SlackSide
+    browser: FormBrowser
+    http: httpx.AsyncClient
+
+    @property
+    def deps(self) -> Deps:
+        """The running bot's collaborators (to wait for its background work)."""
+        deps: Deps = self.app.state.deps
+        return deps
+
+
+def stack_settings(*, database_url: str, bot_port: int, simulators_url: str, **overrides: Any) -> Settings:
+    """Settings that point every outside URL at the simulators."""
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": f"{simulators_url}/slack/api/",
+        "alert_channel": ALERT_CHANNEL,
+        "database_url": database_url,
+        "public_url": f"http://127.0.0.1:{bot_port}",
+        "port": bot_port,
+        "encryption_key": Fernet.generate_key().decode(),
+        "eaccounting_client_id": CLIENT_ID,
+        "eaccounting_client_secret": CLIENT_SECRET,
+        "eaccounting_identity_url": f"{simulators_url}/eaccounting/identity",
+        "eaccounting_api_url": f"{simulators_url}/eaccounting/api",
+        "firm_name": "Fjordbris Regnskap",
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def running_stack(
+    *,
+    database_url: str,
+    clock: Callable[[], datetime] | None = None,
+    scheduler_seconds: int = 3600,
+    **settings_overrides: Any,
+) -> AsyncIterator[Stack]:
+    """Start the simulators and the bot on free loopback ports; stop both when the block ends."""
+    bot_port = free_port()
+    slack_world = SlackWorld(tokens={BOT_TOKEN})
+    eaccounting = seed_world()
+    eaccounting.register_client(CLIENT_ID, CLIENT_SECRET, {f"http://127.0.0.1:{bot_port}/{CALLBACK_PATH}"})
+    responses = ResponseLog()
+    simulators = create_simulators(slack=slack_world, eaccounting=eaccounting, responses=responses)
+    async with LoopbackServer(simulators) as sim_server:
+        settings = stack_settings(
+            database_url=database_url, bot_port=bot_port, simulators_url=sim_server.url, **settings_overrides
+        )
+        app = create_app(settings, clock=clock, scheduler_seconds=scheduler_seconds)
+        async with LoopbackServer(app, port=bot_port) as bot_server, httpx.AsyncClient(timeout=30) as http:
+            yield Stack(
+                settings=settings,
+                app=app,
+                bot_url=bot_server.url,
+                simulators_url=sim_server.url,
+                slack_world=slack_world,
+                eaccounting=eaccounting,
+                responses=responses,
+                slack=SlackSide(
+                    http,
+                    events_url=f"{bot_server.url}/slack/events",
+                    signing_secret=SIGNING_SECRET,
+                    response_url_base=f"{sim_server.url}/slack/_response",
+                ),
+                browser=FormBrowser(http),
+                http=http,
+            )

@@ -1,0 +1,114 @@
+"""Steps people take, shared by the scenario tests (each step asserts what Slack answered)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.simulators.stack import ALERT_CHANNEL, Stack
+from commands.addcompany.ids import Field
+
+KARI, OLA = "U0KARI", "U0OLA"
+
+
+def values(**fields: dict[str, Any]) -> dict[str, Any]:
+    return {Field(name).value: {Field(name).value: element} for name, element in fields.items()}
+
+
+def select(value: str) -> dict[str, Any]:
+    return {"type": "static_select", "selected_option": {"value": value}}
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"type": "plain_text_input", "value": value}
+
+
+STEP1 = values(
+    system=select("eaccounting"),
+    company_name=text("Nordlys Bakeri AS"),
+    country=select("NO"),
+    org_number=text("988 077 917"),
+)
+STEP2 = values(
+    period_type=select("monthly"),
+    fy_start_month=select("1"),
+    reconciliation_start={"type": "datepicker", "selected_date": "2026-01-01"},
+    vat_frequency=select("bimonthly"),
+    responsible_user={"type": "users_select", "selected_user": KARI},
+    modules={"type": "checkboxes", "selected_options": [{"value": "vat"}]},
+)
+STEP3 = values(approver_user={"type": "users_select", "selected_user": OLA})
+
+
+async def submit(stack: Stack, view: dict[str, Any], state: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    response = await stack.slack.submit_view(user=KARI, view=view, values=state, **kwargs)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json() if response.content else {}
+    if body.get("response_action") == "update":
+        stack.slack_world.replace_view(view["id"], body["view"])
+    return body
+
+
+async def open_modal(stack: Stack) -> dict[str, Any]:
+    response = await stack.slack.slash(command="/addcompany", user=KARI, channel=ALERT_CHANNEL)
+    assert response.status_code == 200
+    await stack.deps.background.drain()
+    view = stack.slack_world.last_view()
+    assert view is not None
+    return view
+
+
+async def add_company(stack: Stack) -> dict[str, Any]:
+    """Run the three steps; returns the modal's view as it was at the last step."""
+    view = await open_modal(stack)
+    assert (await submit(stack, view, STEP1))["response_action"] == "update"
+    view = stack.slack_world.view(view["id"])
+    assert (await submit(stack, view, STEP2))["response_action"] == "update"
+    view = stack.slack_world.view(view["id"])
+    assert await submit(stack, view, STEP3) == {}
+    await stack.deps.background.drain()
+    return view
+
+
+def cards(stack: Stack) -> list[dict[str, Any]]:
+    return [m for m in stack.slack_world.current_messages(ALERT_CHANNEL) if not m.get("thread_ts")]
+
+
+def thread(stack: Stack) -> list[dict[str, Any]]:
+    card = cards(stack)[-1]
+    return [m for m in stack.slack_world.current_messages(ALERT_CHANNEL) if m.get("thread_ts") == card["ts"]]
+
+
+def block_text(message: dict[str, Any]) -> str:
+    parts: list[str] = [str(message.get("text", ""))]
+    for block in message.get("blocks", []):
+        if "text" in block and isinstance(block["text"], dict):
+            parts.append(block["text"].get("text", ""))
+        for element in block.get("elements", []):
+            if isinstance(element.get("text"), dict):
+                parts.append(element["text"].get("text", ""))
+            elif isinstance(element.get("text"), str):
+                parts.append(element["text"])
+    return "\n".join(parts)
+
+
+def approval_link(stack: Stack) -> str:
+    dm = stack.slack_world.current_messages(stack.slack_world.dm_channel_for(OLA))[-1]
+    for block in dm["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("url"):
+                return str(element["url"])
+    raise AssertionError("no approval link in the DM")
+
+
+async def approve(stack: Stack, link: str, *, company_org: str = "988077917") -> Any:
+    """Ola follows the link through Visma's login, picker and consent; returns the final page."""
+    browser = stack.browser
+    page = await browser.get(link)
+    assert page.status == 200, page.text
+    page = await browser.submit(page)
+    page = await browser.submit(page, values={"email": "ola@nordlysbakeri.no", "password": "demo"})
+    if any("company_id" in form.fields for form in page.forms):
+        page = await browser.submit(page, values={"company_id": stack.eaccounting.company_id_by_org(company_org)})
+    page = await browser.submit(page, button=("decision", "accept"))
+    await stack.deps.background.drain()
+    return page

@@ -1,0 +1,100 @@
+"""Approval links and the OAuth return: every way they can go wrong ends on a clear page."""
+
+from __future__ import annotations
+
+from tests.scenario.flow import add_company, approval_link, approve, block_text, cards, thread
+
+
+async def test_a_used_link_is_refused_with_a_clear_page(stack):
+    await add_company(stack)
+    link = approval_link(stack)
+    await approve(stack, link)
+    page = await stack.browser.get(link)
+    assert page.status == 410
+    assert "already been used" in page.text
+    assert "Traceback" not in page.html
+
+
+async def test_an_expired_link_is_refused(stack, clock):
+    await add_company(stack)
+    clock.advance(days=stack.settings.approval_link_days, seconds=1)
+    page = await stack.browser.get(approval_link(stack))
+    assert page.status == 410
+    assert "expired" in page.text
+
+
+async def test_a_tampered_link_is_refused(stack):
+    await add_company(stack)
+    link = approval_link(stack)
+    page = await stack.browser.get(link[:-2] + ("AA" if not link.endswith("AA") else "BB"))
+    assert page.status == 404
+    assert "does not work" in page.text
+
+
+async def test_a_wrong_or_replayed_oauth_state_is_refused(stack):
+    await add_company(stack)
+    callback = f"{stack.bot_url}/oauth/eaccounting/callback"
+    forged = await stack.browser.get(f"{callback}?code=anything&state=not-a-state-we-issued")
+    missing = await stack.browser.get(f"{callback}?code=anything")
+    assert forged.status == missing.status == 400
+    assert "could not match" in forged.text
+
+    page = await approve(stack, approval_link(stack))
+    assert "is connected" in page.text
+    replay = await stack.browser.get(page.url)  # the callback URL, code and state again
+    assert replay.status == 400
+
+
+async def test_the_page_says_who_asks_for_what(stack):
+    await add_company(stack)
+    page = await stack.browser.get(approval_link(stack))
+    for words in (
+        "Kari Nordmann",
+        "Fjordbris Regnskap",
+        "Nordlys Bakeri AS",
+        "988 077 917",
+        "full program permission",
+        "bookkeeping",
+        "no changes",
+        "Continue to Visma",
+    ):
+        assert words in page.text
+    assert page.headers.get("referrer-policy") == "no-referrer"
+    assert page.headers.get("cache-control") == "no-store"
+
+
+async def test_declining_stops_the_link_and_tells_the_team(stack):
+    await add_company(stack)
+    link = approval_link(stack)
+    page = await stack.browser.get(link)
+    declined = await stack.browser.submit(page, form_index=1)
+    assert "declined" in declined.text
+    again = await stack.browser.get(link)
+    assert again.status == 410
+    assert any("declined" in block_text(message) for message in thread(stack))
+
+
+async def test_the_default_company_pitfall_is_caught_and_can_be_fixed(stack):
+    await add_company(stack)
+    link = approval_link(stack)
+    page = await approve(stack, link, company_org="923609016")  # Feil Firma AS: Ola's default company
+    assert page.status == 200
+    assert "wrong company" in page.text.lower()
+    assert "Feil Firma AS" in page.text
+    assert "default company" in page.text
+    card = block_text(cards(stack)[-1])
+    assert "Needs action" in card
+    alert = block_text(thread(stack)[-1])
+    assert "Who can fix it" in alert
+    assert "Send new approval link" in alert
+    retry = next(url for label, url in page.links if "Try again" in label)
+
+    browser = stack.browser
+    page = await browser.get(retry)
+    page = await browser.submit(page, values={"email": "ola@nordlysbakeri.no", "password": "demo"})
+    if any("company_id" in form.fields for form in page.forms):
+        page = await browser.submit(page, values={"company_id": stack.eaccounting.company_id_by_org("988077917")})
+    page = await browser.submit(page, button=("decision", "accept"))
+    await stack.deps.background.drain()
+    assert "is connected" in page.text
+    assert "vouchers" in block_text(cards(stack)[-1])

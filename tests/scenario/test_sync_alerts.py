@@ -1,0 +1,110 @@
+"""After the connection: permission errors become one alert in the card's thread, and a healthy sync resolves it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.simulators.stack import ALERT_CHANNEL
+from commands.card.ids import CardAction
+from tests.scenario.flow import KARI, add_company, approval_link, approve, block_text, cards, thread
+
+
+def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    for block in message.get("blocks", []):
+        for element in block.get("elements", []):
+            if element.get("action_id") == action_id:
+                return {"type": "button", "block_id": block.get("block_id", ""), **element}
+    raise AssertionError(f"no {action_id} button in {block_text(message)}")
+
+
+async def connected(stack):
+    await add_company(stack)
+    await approve(stack, approval_link(stack))
+    return cards(stack)[-1]
+
+
+async def press(stack, message, action_id):
+    response = await stack.slack.click(
+        user=KARI, action=button(message, action_id), channel=ALERT_CHANNEL, message=message
+    )
+    assert response.status_code == 200
+    await stack.deps.background.drain()
+
+
+async def test_a_missing_permission_alerts_once_and_counts_repeats(stack):
+    card = await connected(stack)
+    before = len(thread(stack))
+    stack.eaccounting.switches.no_full_permission = True
+    await press(stack, card, CardAction.SYNC_NOW)
+    card = cards(stack)[-1]
+    assert "Needs action" in block_text(card)
+    alerts = thread(stack)[before:]
+    assert len(alerts) == 1
+    alert = block_text(alerts[0])
+    assert "eAccounting 4007" in alert
+    assert "full program permission" in alert
+    assert f"<@{KARI}>" in alert
+
+    await press(stack, card, CardAction.RETRY)
+    alerts = thread(stack)[before:]
+    assert len(alerts) == 1  # the same cause again edits the alert instead of adding one
+    assert "seen 2 times" in block_text(alerts[0])
+
+    stack.eaccounting.switches.no_full_permission = False
+    await press(stack, cards(stack)[-1], CardAction.RETRY)
+    assert "vouchers" in block_text(cards(stack)[-1])
+    assert "Resolved" in block_text(thread(stack)[-1])
+
+
+async def test_revoked_consent_asks_for_a_new_link_which_works(stack, clock):
+    card = await connected(stack)
+    stack.eaccounting.switches.consent_revoked = True
+    clock.advance(hours=2)  # the access token has expired, so the sync must refresh and is refused
+    await press(stack, card, CardAction.SYNC_NOW)
+    alert = block_text(thread(stack)[-1])
+    assert "withdrawn" in alert
+    stack.eaccounting.switches.consent_revoked = False
+
+    await press(stack, cards(stack)[-1], CardAction.RESEND_LINK)
+    assert "Awaiting approval" in block_text(cards(stack)[-1])
+    page = await approve(stack, approval_link(stack))
+    assert "is connected" in page.text
+    assert "vouchers" in block_text(cards(stack)[-1])
+
+
+async def test_a_rate_limit_is_not_an_alert(stack):
+    card = await connected(stack)
+    before = len(thread(stack))
+    stack.eaccounting.switches.force_rate_limit = True
+    await press(stack, card, CardAction.SYNC_NOW)
+    assert len(thread(stack)) == before
+    assert "Needs action" not in block_text(cards(stack)[-1])
+
+
+async def test_the_manifest_asks_for_exactly_the_scopes_the_bot_uses(stack):
+    import yaml
+
+    from tests.conftest import REPO
+
+    await connected(stack)
+    await stack.slack.event({"type": "app_home_opened", "user": KARI, "channel": "D0KARI", "tab": "home"})
+    await stack.deps.background.drain()
+    scope_of = {
+        "chat.postMessage": "chat:write",
+        "chat.update": "chat:write",
+        "chat.postEphemeral": "chat:write",
+        "conversations.open": "im:write",
+        "users.info": "users:read",
+        "users.lookupByEmail": "users:read.email",
+        "views.open": None,
+        "views.update": None,
+        "views.push": None,
+        "views.publish": None,
+        "auth.test": None,
+        "chat.getPermalink": None,
+    }
+    used = {call.method for call in stack.slack_world.calls}
+    assert used <= set(scope_of), f"add these methods' scopes to the map: {used - set(scope_of)}"
+    needed = {scope_of[method] for method in used} - {None} | {"commands"}
+    declared = set(yaml.safe_load((REPO / "app.yaml").read_text())["oauth_config"]["scopes"]["bot"])
+    assert declared == needed
