@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import calendar
 from datetime import date
+from functools import lru_cache
+from typing import Any
 
 from slack_sdk.models.blocks import (
     CheckboxesElement,
@@ -63,9 +65,16 @@ def _system_option(system: AccountingSystem) -> Option:
     return _option(system.value, label)
 
 
-def company_view(state: AddCompanyState, *, system: AccountingSystem | None = None) -> View:
+def company_view(state: AddCompanyState, *, system: AccountingSystem | None = None) -> dict[str, Any]:
     """Step 1: the accounting system, then the company's name and organisation number."""
     chosen = system or (state.company.system if state.company else AccountingSystem.EACCOUNTING)
+    # Opening this view is the hot path of /addcompany: only private_metadata differs between two users, so
+    # the blocks are built (and checked against Slack's limits) once per system and reused.
+    return {**_company_view(chosen), "private_metadata": state.dump()}
+
+
+@lru_cache(maxsize=len(AccountingSystem))
+def _company_view(chosen: AccountingSystem) -> dict[str, Any]:
     blocks = [
         InputBlock(
             block_id=Field.SYSTEM,
@@ -99,15 +108,8 @@ def company_view(state: AddCompanyState, *, system: AccountingSystem | None = No
             element=PlainTextInputElement(action_id=Field.ORG_NUMBER, placeholder="988 077 917", max_length=20),
         ),
     ]
-    return View(
-        type="modal",
-        callback_id=Step.COMPANY,
-        title=TITLE,
-        submit="Next",
-        close="Cancel",
-        private_metadata=state.dump(),
-        blocks=blocks,
-    )
+    view = View(type="modal", callback_id=Step.COMPANY, title=TITLE, submit="Next", close="Cancel", blocks=blocks)
+    return view.to_dict()
 
 
 def settings_view(state: AddCompanyState, *, requester: str, today: date) -> View:
