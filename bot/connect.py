@@ -196,7 +196,12 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
         )
         approvals.complete(session, request=request, actor=approver, now=now)
         companies.transition(session, company=company, to=CompanyState.CONNECTED, actor=approver, now=now)
-        notify.clear_alert(company)
+        await notify.resolve_alert(
+            deps,
+            session,
+            company=company,
+            how=f"approved again by {escape(approver)}, and the right company came back.",
+        )
         company.next_sync_at = now
         await notify.refresh_card(deps, session, company=company)
         await notify.thread(

@@ -14,7 +14,7 @@ from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, Cou
 from bot.runtime import Deps
 from bot.services import approvals
 from bot.store.models import ApprovalRequest, Company, SyncRun
-from commands.card.views import Card, LastSync, card_blocks, card_text, problem_blocks
+from commands.card.views import Card, LastSync, card_blocks, card_text, note_blocks, problem_blocks
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +122,26 @@ async def alert(deps: Deps, session: AsyncSession, *, company: Company, problem:
 
 
 def clear_alert(company: Company) -> bool:
-    """Forget the open alert (a healthy sync resolved it); True when there was one."""
+    """Forget the open alert without touching Slack; True when there was one."""
     had = company.alert_code is not None
     company.alert_code = None
     company.alert_ts = None
     company.alert_count = 0
+    return had
+
+
+async def resolve_alert(deps: Deps, session: AsyncSession, *, company: Company, how: str) -> bool:
+    """Edit the open alert to say it is resolved and how, then forget it; True when there was one."""
+    if company.alert_ts and company.card_channel:
+        text = f"✅ Resolved: {how}"
+        try:
+            await deps.slack.chat_update(
+                channel=company.card_channel, ts=company.alert_ts, blocks=note_blocks(text), text=text
+            )
+        except SlackApiError as exc:
+            log.warning("could not mark the alert of company %s resolved: %s", company.id, exc.response.get("error"))
+    had = clear_alert(company)
+    session.add(company)
     return had
 
 

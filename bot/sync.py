@@ -90,25 +90,18 @@ async def _sync(deps: Deps, *, company_id: int, actor: str) -> SyncStatus | None
         companies.transition(session, company=company, to=CompanyState.HEALTHY, actor=actor, now=finished)
         company.last_sync_at = finished
         company.next_sync_at = finished + deps.settings.sync_interval
-        resolved = notify.clear_alert(company)
-        await notify.refresh_card(deps, session, company=company)
         summary = sync_summary(
             LastSync(finished, run.vouchers, run.accounts, run.fiscal_years, run.period_from, run.period_to)
         )
-        # The thread holds what changed, not every quiet success: the first sync and a recovery.
+        # The thread holds what changed, not every quiet success: the first sync, and an alert resolved in place.
+        await notify.resolve_alert(deps, session, company=company, how=f"the sync works again ({summary}).")
+        await notify.refresh_card(deps, session, company=company)
         if was is CompanyState.CONNECTED:
             await notify.thread(
                 deps,
                 company=company,
                 blocks=note_blocks(f"📥 First sync done: {summary}."),
                 text=f"{company.name}: first sync done",
-            )
-        elif resolved:
-            await notify.thread(
-                deps,
-                company=company,
-                blocks=note_blocks(f"✅ Resolved: the sync works again ({summary})."),
-                text=f"{company.name}: resolved",
             )
         await session.commit()
         return SyncStatus.OK

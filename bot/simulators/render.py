@@ -18,8 +18,8 @@ def mrkdwn(text: str, users: Mapping[str, str] | None = None) -> str:
     """Slack mrkdwn to plain text: links as 'label <url>', mentions as @Name, dates as their fallback."""
     names = users or {}
     text = _DATE.sub(lambda match: match.group(1), text)
-    text = _LINK.sub(lambda match: f"{match.group(2)} <{match.group(1)}>", text)
     text = _BARE_LINK.sub(lambda match: match.group(1), text)
+    text = _LINK.sub(lambda match: f"{match.group(2)} <{match.group(1)}>", text)
     text = _MENTION.sub(lambda match: "@" + names.get(match.group(1), match.group(1)), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 

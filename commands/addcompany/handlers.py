@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import onboarding
@@ -32,8 +33,13 @@ async def system_chosen(ack: AsyncAck, body: dict[str, Any], client: AsyncWebCli
     view = body["view"]
     system = parse.selected_system(view["state"]["values"])
     state = AddCompanyState.load(view.get("private_metadata"))
-    # Passing the hash makes Slack refuse the update if the user already moved on (a newer view exists).
-    await client.views_update(view_id=view["id"], hash=view["hash"], view=company_view(state, system=system))
+    # Passing the hash makes Slack refuse the update if the user already moved on (a newer view exists);
+    # then the newer view wins and there is nothing to tell anyone.
+    try:
+        await client.views_update(view_id=view["id"], hash=view["hash"], view=company_view(state, system=system))
+    except SlackApiError as exc:
+        if exc.response.get("error") != "hash_conflict":
+            raise
 
 
 async def company_submitted(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
