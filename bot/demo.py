@@ -109,7 +109,7 @@ class Demo:
         view = self.world.last_view()
         expect(view is not None and view["callback_id"] == "addcompany_company", "step 1 of the modal did not open")
         assert view is not None
-        show("Kari", f"sees the modal (Slack got its ack in {ack_ms:.0f} ms)", render_view(view))
+        show("Kari", f"sees the modal (Slack got its ack in {ack_ms:.0f} ms)", render_view(view, users=self.names))
 
         step1 = values(
             system=_select("eaccounting"),
@@ -122,14 +122,14 @@ class Demo:
         show(
             "Kari",
             "mistypes the organisation number and presses Next — the error shows under the field",
-            render_view(view, errors=body["errors"]),
+            render_view(view, errors=body["errors"], values=step1, users=self.names),
         )
 
         step1[Field.ORG_NUMBER.value][Field.ORG_NUMBER.value]["value"] = "988 077 917"
         body = await self.submit(KARI, view, step1)
         expect(body.get("response_action") == "update", f"step 1 was not accepted: {body}")
         view = self.world.view(view["id"])
-        show("Kari", "fixes it; step 2 asks for the reconciliation settings", render_view(view))
+        show("Kari", "fixes it; step 2 asks for the reconciliation settings", render_view(view, users=self.names))
 
         step2 = values(
             period_type=_select("monthly"),
@@ -143,7 +143,7 @@ class Demo:
         body = await self.submit(KARI, view, step2)
         expect(body.get("response_action") == "update", f"step 2 was not accepted: {body}")
         view = self.world.view(view["id"])
-        show("Kari", "step 3: who approves at the client", render_view(view))
+        show("Kari", "step 3: who approves at the client", render_view(view, users=self.names))
 
         body = await self.submit(KARI, view, values(approver_user={"type": "users_select", "selected_user": OLA}))
         expect(body == {}, f"the final submit did not close the modal: {body}")
@@ -250,7 +250,7 @@ class Demo:
 
 async def main() -> int:
     """Run the demo; 0 when every step did what it should."""
-    logs.configure(logging.WARNING)
+    logs.configure(logging.ERROR)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         async with running_stack(database_url=f"sqlite:///{tmp}/demo.db") as stack:

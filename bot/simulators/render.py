@@ -67,13 +67,31 @@ def _element(element: Mapping[str, Any], users: Mapping[str, str] | None) -> str
     return f"[{kind}]"
 
 
+def _typed(state: Mapping[str, Any], element: Mapping[str, Any], users: Mapping[str, str] | None) -> str | None:
+    if state.get("value") is not None:
+        return f"[ {state['value']} ]"
+    if state.get("selected_option"):
+        value = state["selected_option"].get("value")
+        labels = {option.get("value"): _text(option.get("text"), users) for option in element.get("options", [])}
+        return f"▾ {labels.get(value, value)}"
+    if state.get("selected_date"):
+        return f"📅 {state['selected_date']}"
+    if state.get("selected_user"):
+        return f"▾ @{(users or {}).get(state['selected_user'], state['selected_user'])}"
+    if state.get("selected_options") is not None:
+        return "☑ " + ", ".join(str(option.get("value")) for option in state["selected_options"])
+    return None
+
+
 def render_blocks(
     blocks: Sequence[Mapping[str, Any]],
     *,
     users: Mapping[str, str] | None = None,
     errors: Mapping[str, str] | None = None,
+    values: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> str:
-    """Blocks as plain-text lines; `errors` (block id → message) are shown under their input."""
+    """Blocks as plain-text lines; `values` (as Slack sends view state) are shown as typed, and `errors`
+    (block id → message) under their input."""
     lines: list[str] = []
     for block in blocks:
         kind = block.get("type")
@@ -97,24 +115,30 @@ def render_blocks(
         elif kind == "input":
             optional = " (optional)" if block.get("optional") else ""
             label = f"{_text(block.get('label'), users)}{optional}: "
-            lines += textwrap.wrap(
-                label + _element(block.get("element", {}), users), WIDTH, subsequent_indent=" " * min(len(label), 30)
-            )
+            element = block.get("element", {})
+            state = (values or {}).get(str(block.get("block_id")), {}).get(str(element.get("action_id")), {})
+            shown = _typed(state, element, users) or _element(element, users)
+            lines += textwrap.wrap(label + shown, WIDTH, subsequent_indent=" " * min(len(label), 30))
             if block.get("hint"):
                 lines += _wrap(_text(block["hint"], users), "    ")
             if errors and block.get("block_id") in errors:
-                lines += _wrap(errors[str(block["block_id"])], "    ⚠ ")
+                warning = textwrap.wrap(errors[str(block["block_id"])], WIDTH - 6)
+                lines += [f"    ⚠ {warning[0]}", *(f"      {line}" for line in warning[1:])]
         else:
             lines.append(f"[unsupported block: {kind}]")
     return "\n".join(lines)
 
 
 def render_view(
-    view: Mapping[str, Any], *, users: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None
+    view: Mapping[str, Any],
+    *,
+    users: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    values: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> str:
-    """A modal in a box: title bar, blocks, and its buttons."""
+    """A modal in a box: title bar, blocks (with what was typed, and errors), and its buttons."""
     title = _text(view.get("title"), users)
-    body = render_blocks(view.get("blocks", []), users=users, errors=errors)
+    body = render_blocks(view.get("blocks", []), users=users, errors=errors, values=values)
     buttons = " ".join(f"[{_text(view[key], users)}]" for key in ("close", "submit") if view.get(key))
     rule = "─" * (WIDTH + 2)
     inner = "\n".join(f"│ {line}" for line in body.splitlines())
