@@ -88,4 +88,5 @@ def load_settings(**overrides: object) -> Settings:
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
         if error["type"] == "missing":
             raise SettingsError(f"{name} is not set (see README, Configuration)") from None
-        raise SettingsError(f"{name} is malformed: {error['msg']}") from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name} is malformed: {message}") from None
