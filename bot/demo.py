@@ -19,6 +19,7 @@ from typing import Any
 from bot import logs
 from bot.simulators.browser import Page
 from bot.simulators.render import render_message, render_view
+from bot.simulators.slack_requests import input_values, picked_user, selected, typed
 from bot.simulators.stack import ALERT_CHANNEL, Stack, running_stack
 from commands.addcompany.ids import Field
 
@@ -42,23 +43,6 @@ def show(who: str, what: str, body: str) -> None:
 def expect(condition: bool, message: str) -> None:
     if not condition:
         raise DemoFailed(message)
-
-
-def _select(value: str) -> dict[str, Any]:
-    return {"type": "static_select", "selected_option": {"value": value}}
-
-
-def _text(value: str) -> dict[str, Any]:
-    return {"type": "plain_text_input", "value": value}
-
-
-def values(**fields: Mapping[str, Any]) -> dict[str, Any]:
-    """View state values keyed the way Slack sends them (block id, then action id)."""
-    out: dict[str, Any] = {}
-    for name, element in fields.items():
-        field = Field(name)
-        out[field.value] = {field.value: dict(element)}
-    return out
 
 
 def page_text(page: Page) -> str:
@@ -92,12 +76,10 @@ class Demo:
         return render_message(message, users=self.names)
 
     async def submit(self, user: str, view: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Any]:
-        response = await self.stack.slack.submit_view(user=user, view=view, values=state)
-        expect(response.status_code == 200, f"view submission answered HTTP {response.status_code}")
-        body: dict[str, Any] = response.json() if response.content else {}
-        if body.get("response_action") == "update":
-            self.world.replace_view(view["id"], body["view"])
-        return body
+        try:
+            return await self.stack.submit_view(user=user, view=view, values=state)
+        except RuntimeError as exc:
+            raise DemoFailed(str(exc)) from None
 
     async def staff_adds_company(self) -> None:
         heading("1. Kari (staff at Fjordbris Regnskap) runs /addcompany in #onboarding")
@@ -111,11 +93,11 @@ class Demo:
         assert view is not None
         show("Kari", f"sees the modal (Slack got its ack in {ack_ms:.0f} ms)", render_view(view, users=self.names))
 
-        step1 = values(
-            system=_select("eaccounting"),
-            company_name=_text("Nordlys Bakeri AS"),
-            country=_select("NO"),
-            org_number=_text("988 077 918"),
+        step1 = input_values(
+            system=selected("eaccounting"),
+            company_name=typed("Nordlys Bakeri AS"),
+            country=selected("NO"),
+            org_number=typed("988 077 918"),
         )
         body = await self.submit(KARI, view, step1)
         expect(body.get("response_action") == "errors", "a wrong check digit was not caught")
@@ -131,21 +113,21 @@ class Demo:
         view = self.world.view(view["id"])
         show("Kari", "fixes it; step 2 asks for the reconciliation settings", render_view(view, users=self.names))
 
-        step2 = values(
-            period_type=_select("monthly"),
-            fy_start_month=_select("1"),
+        step2 = input_values(
+            period_type=selected("monthly"),
+            fy_start_month=selected("1"),
             reconciliation_start={"type": "datepicker", "selected_date": "2026-01-01"},
-            vat_frequency=_select("bimonthly"),
-            responsible_user={"type": "users_select", "selected_user": KARI},
+            vat_frequency=selected("bimonthly"),
+            responsible_user=picked_user(KARI),
             modules={"type": "checkboxes", "selected_options": [{"value": "vat"}, {"value": "payroll"}]},
-            comment=_text("Bakery with two shops in Tromsø"),
+            comment=typed("Bakery with two shops in Tromsø"),
         )
         body = await self.submit(KARI, view, step2)
         expect(body.get("response_action") == "update", f"step 2 was not accepted: {body}")
         view = self.world.view(view["id"])
         show("Kari", "step 3: who approves at the client", render_view(view, users=self.names))
 
-        body = await self.submit(KARI, view, values(approver_user={"type": "users_select", "selected_user": OLA}))
+        body = await self.submit(KARI, view, input_values(approver_user=picked_user(OLA)))
         expect(body == {}, f"the final submit did not close the modal: {body}")
         await self.wait_idle()
         show("#onboarding", "the company's status card appears", self.render(self.card()))

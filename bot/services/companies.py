@@ -13,13 +13,18 @@ from bot.domain.types import AccountingSystem, CompanyState, Country
 from bot.store.models import AuditEvent, Company
 
 
-class CompanyDraft(BaseModel):
-    """Everything staff enter for a new company, already validated."""
+class CompanyIdentity(BaseModel):
+    """Which company, in which accounting system."""
 
     system: AccountingSystem
     name: str
     country: Country
     org_number: str
+
+
+class ReconciliationSettings(BaseModel):
+    """How the company is reconciled."""
+
     period_type: str
     fiscal_year_start_month: int
     reconciliation_start: date
@@ -27,6 +32,11 @@ class CompanyDraft(BaseModel):
     responsible_user_id: str
     modules: list[str]
     comment: str | None = None
+
+
+class CompanyDraft(CompanyIdentity, ReconciliationSettings):
+    """Everything staff enter for a new company, already validated."""
+
     approver_user_id: str | None = None
     approver_email: str | None = None
 

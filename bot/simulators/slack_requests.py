@@ -39,6 +39,26 @@ def signed_headers(
     }
 
 
+def input_values(**elements: Mapping[str, Any]) -> dict[str, Any]:
+    """View state as Slack sends it, for inputs whose block id and action id are the same name."""
+    return {name: {name: dict(element)} for name, element in elements.items()}
+
+
+def selected(value: str) -> dict[str, Any]:
+    """A static select's state."""
+    return {"type": "static_select", "selected_option": {"value": value}}
+
+
+def typed(value: str) -> dict[str, Any]:
+    """A text input's state."""
+    return {"type": "plain_text_input", "value": value}
+
+
+def picked_user(user_id: str) -> dict[str, Any]:
+    """A users select's state."""
+    return {"type": "users_select", "selected_user": user_id}
+
+
 class SlackSide:
     """Sends what Slack would send when people use the app."""
 

@@ -6,7 +6,7 @@ signed HTTP into Bolt, the Slack Web API client, the Visma httpx clients, the st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +48,18 @@ class Stack:
     slack: SlackSide
     browser: FormBrowser
     http: httpx.AsyncClient
+
+    async def submit_view(
+        self, *, user: str, view: Mapping[str, Any], values: Mapping[str, Any], retry_num: int | None = None
+    ) -> dict[str, Any]:
+        """Press a modal's submit button; applies `response_action: update` to the fake, as Slack would."""
+        response = await self.slack.submit_view(user=user, view=view, values=values, retry_num=retry_num)
+        if response.status_code != 200:
+            raise RuntimeError(f"view submission answered HTTP {response.status_code}: {response.text[:200]}")
+        body: dict[str, Any] = response.json() if response.content else {}
+        if body.get("response_action") == "update":
+            self.slack_world.replace_view(str(view["id"]), body["view"])
+        return body
 
     @property
     def deps(self) -> Deps:

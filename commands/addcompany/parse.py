@@ -8,8 +8,8 @@ from typing import Any
 
 from bot.domain.orgnumber import InvalidOrgNumber, normalise
 from bot.domain.types import AccountingSystem, Country, Module, PeriodType, VatFrequency
+from bot.services.companies import CompanyIdentity, ReconciliationSettings
 from commands.addcompany.ids import Field
-from commands.addcompany.state import CompanyStep, SettingsStep
 
 Values = dict[str, dict[str, dict[str, Any]]]
 Errors = dict[str, str]
@@ -41,7 +41,7 @@ def selected_system(values: Values) -> AccountingSystem | None:
         return None
 
 
-def company_step(values: Values) -> tuple[CompanyStep | None, Errors]:
+def company_step(values: Values) -> tuple[CompanyIdentity | None, Errors]:
     """Step 1 values, or errors for each field that is wrong."""
     errors: Errors = {}
     system = selected_system(values)
@@ -60,10 +60,10 @@ def company_step(values: Values) -> tuple[CompanyStep | None, Errors]:
         errors[Field.ORG_NUMBER] = str(exc)
     if errors or system is None:
         return None, errors
-    return CompanyStep(system=system, name=name, country=country, org_number=org_number), {}
+    return CompanyIdentity(system=system, name=name, country=country, org_number=org_number), {}
 
 
-def settings_step(values: Values, *, today: date) -> tuple[SettingsStep | None, Errors]:
+def settings_step(values: Values, *, today: date) -> tuple[ReconciliationSettings | None, Errors]:
     """Step 2 values, or errors for each field that is wrong."""
     errors: Errors = {}
     raw_start = _element(values, Field.RECONCILIATION_START).get("selected_date")
@@ -81,7 +81,7 @@ def settings_step(values: Values, *, today: date) -> tuple[SettingsStep | None, 
     if errors or start is None:
         return None, errors
     return (
-        SettingsStep(
+        ReconciliationSettings(
             period_type=PeriodType(_selected(values, Field.PERIOD_TYPE) or PeriodType.MONTHLY).value,
             fiscal_year_start_month=int(_selected(values, Field.FY_START_MONTH) or 1),
             reconciliation_start=start,

@@ -4,48 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.simulators.slack_requests import input_values, picked_user, selected, typed
 from bot.simulators.stack import ALERT_CHANNEL, Stack
-from commands.addcompany.ids import Field
 
 KARI, OLA = "U0KARI", "U0OLA"
 
 
-def values(**fields: dict[str, Any]) -> dict[str, Any]:
-    return {Field(name).value: {Field(name).value: element} for name, element in fields.items()}
-
-
-def select(value: str) -> dict[str, Any]:
-    return {"type": "static_select", "selected_option": {"value": value}}
-
-
-def text(value: str) -> dict[str, Any]:
-    return {"type": "plain_text_input", "value": value}
-
-
-STEP1 = values(
-    system=select("eaccounting"),
-    company_name=text("Nordlys Bakeri AS"),
-    country=select("NO"),
-    org_number=text("988 077 917"),
+STEP1 = input_values(
+    system=selected("eaccounting"),
+    company_name=typed("Nordlys Bakeri AS"),
+    country=selected("NO"),
+    org_number=typed("988 077 917"),
 )
-STEP2 = values(
-    period_type=select("monthly"),
-    fy_start_month=select("1"),
+STEP2 = input_values(
+    period_type=selected("monthly"),
+    fy_start_month=selected("1"),
     reconciliation_start={"type": "datepicker", "selected_date": "2026-01-01"},
-    vat_frequency=select("bimonthly"),
-    responsible_user={"type": "users_select", "selected_user": KARI},
+    vat_frequency=selected("bimonthly"),
+    responsible_user=picked_user(KARI),
     modules={"type": "checkboxes", "selected_options": [{"value": "vat"}]},
 )
-STEP3 = values(approver_user={"type": "users_select", "selected_user": OLA})
+STEP3 = input_values(approver_user=picked_user(OLA))
 
 
 async def submit(stack: Stack, view: dict[str, Any], state: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    response = await stack.slack.submit_view(user=KARI, view=view, values=state, **kwargs)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json() if response.content else {}
-    if body.get("response_action") == "update":
-        stack.slack_world.replace_view(view["id"], body["view"])
-    return body
+    return await stack.submit_view(user=KARI, view=view, values=state, **kwargs)
 
 
 async def open_modal(stack: Stack) -> dict[str, Any]:

@@ -8,12 +8,15 @@ import logging
 from sqlmodel import select
 
 from bot import logs
+from bot.simulators.slack_requests import input_values, selected, typed
 from bot.simulators.stack import ALERT_CHANNEL, BOT_TOKEN
 from bot.store.models import AccountBalance, Company, Connection, Voucher
 from tests.scenario.flow import (
     KARI,
     OLA,
     STEP1,
+    STEP2,
+    STEP3,
     add_company,
     approval_link,
     approve,
@@ -21,9 +24,7 @@ from tests.scenario.flow import (
     cards,
     open_modal,
     submit,
-    text,
     thread,
-    values,
 )
 
 
@@ -69,11 +70,7 @@ async def test_bad_fields_come_back_inline_and_nothing_is_saved(stack):
     body = await submit(
         stack,
         view,
-        values(
-            system={"type": "static_select", "selected_option": {"value": "visma_net"}},
-            company_name=text("N"),
-            org_number=text("988077918"),
-        ),
+        input_values(system=selected("visma_net"), company_name=typed("N"), org_number=typed("988077918")),
     )
     assert body["response_action"] == "errors"
     assert set(body["errors"]) == {"system", "company_name", "org_number"}
@@ -94,8 +91,6 @@ async def test_a_double_submit_or_a_slack_retry_creates_one_company(stack):
     view = await open_modal(stack)
     await submit(stack, view, STEP1)
     view = stack.slack_world.view(view["id"])
-    from tests.scenario.flow import STEP2, STEP3
-
     await submit(stack, view, STEP2)
     view = stack.slack_world.view(view["id"])
     first = await submit(stack, view, STEP3)

@@ -35,6 +35,12 @@ def draft(**overrides):
     return CompanyDraft(**values)
 
 
+async def issue(session, company):
+    return await approvals.issue(
+        session, company=company, requested_by="U0KARI", requested_by_name="Kari", now=NOW, valid_for=timedelta(days=7)
+    )
+
+
 async def registered(store, view_id="V1"):
     async with store.session() as session:
         company, _ = await companies.register(session, draft=draft(), actor="U0KARI", view_id=view_id, now=NOW)
@@ -64,14 +70,7 @@ async def test_register_records_who_did_it(store):
 async def test_a_link_is_stored_only_as_a_hash_and_works_until_it_expires(store):
     company = await registered(store)
     async with store.session() as session:
-        issued = await approvals.issue(
-            session,
-            company=company,
-            requested_by="U0KARI",
-            requested_by_name="Kari",
-            now=NOW,
-            valid_for=timedelta(days=7),
-        )
+        issued = await issue(session, company)
         await session.commit()
     async with store.session() as session:
         rows = (await session.exec(select(ApprovalRequest))).all()
@@ -90,22 +89,8 @@ async def test_a_link_is_stored_only_as_a_hash_and_works_until_it_expires(store)
 async def test_a_new_link_supersedes_the_old_and_a_used_link_is_refused(store):
     company = await registered(store)
     async with store.session() as session:
-        old = await approvals.issue(
-            session,
-            company=company,
-            requested_by="U0KARI",
-            requested_by_name="Kari",
-            now=NOW,
-            valid_for=timedelta(days=7),
-        )
-        new = await approvals.issue(
-            session,
-            company=company,
-            requested_by="U0KARI",
-            requested_by_name="Kari",
-            now=NOW,
-            valid_for=timedelta(days=7),
-        )
+        old = await issue(session, company)
+        new = await issue(session, company)
         await session.commit()
     async with store.session() as session:
         with pytest.raises(LinkRefused) as superseded:
@@ -126,14 +111,7 @@ async def test_oauth_state_is_single_use_and_short_lived(store):
     vault = Vault(Fernet.generate_key().decode())
     company = await registered(store)
     async with store.session() as session:
-        issued = await approvals.issue(
-            session,
-            company=company,
-            requested_by="U0KARI",
-            requested_by_name="Kari",
-            now=NOW,
-            valid_for=timedelta(days=7),
-        )
+        issued = await issue(session, company)
         state, pkce = await approvals.start_oauth(session, request=issued.request, vault=vault, now=NOW)
         await session.commit()
     async with store.session() as session:
