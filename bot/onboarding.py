@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from slack_sdk.errors import SlackApiError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import notify
@@ -12,6 +14,8 @@ from bot.runtime import Deps
 from bot.services import approvals, companies
 from bot.store.models import Company
 from commands.approval.views import ApprovalAsk, dm_blocks, dm_text
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +70,18 @@ async def send_link(deps: Deps, session: AsyncSession, *, company: Company, acto
             link=link,
             expires_at=issued.request.expires_at,
         )
-        opened = await deps.slack.conversations_open(users=company.approver_user_id)
-        channel = str(opened["channel"]["id"])
-        posted = await deps.slack.chat_postMessage(channel=channel, blocks=dm_blocks(ask), text=dm_text(ask))
-        issued.request.dm_channel = channel
-        issued.request.dm_ts = str(posted["ts"])
-        session.add(issued.request)
-        dm_sent = True
+        try:
+            opened = await deps.slack.conversations_open(users=company.approver_user_id)
+            channel = str(opened["channel"]["id"])
+            posted = await deps.slack.chat_postMessage(channel=channel, blocks=dm_blocks(ask), text=dm_text(ask))
+        except SlackApiError as exc:
+            # The approver cannot be reached by DM (deactivated, a guest, DMs closed): the link still exists,
+            # so it goes back to the requester to forward rather than being lost.
+            log.warning("could not DM the approver of company %s: %s", company.id, exc.response.get("error"))
+        else:
+            issued.request.dm_channel = channel
+            issued.request.dm_ts = str(posted["ts"])
+            session.add(issued.request)
+            dm_sent = True
     await notify.refresh_card(deps, session, company=company)
     return LinkSent(link=link, dm_sent=dm_sent)

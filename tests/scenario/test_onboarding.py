@@ -158,3 +158,29 @@ async def test_home_tab_counts_companies(stack):
     [call] = stack.slack_world.calls_to("views.publish")
     assert call.args["user_id"] == KARI
     assert "1 awaiting approval" in str(call.args["view"])
+
+
+async def test_an_approver_who_cannot_get_a_dm_gets_the_link_through_the_requester(stack):
+    stack.slack_world.switches.fail = {"conversations.open": "user_disabled"}
+    await add_company(stack)
+    [confirmation] = stack.slack_world.calls_to("chat.postEphemeral")
+    text = block_text(confirmation.args)
+    assert "forward them this link" in text
+    link = text.split("expires): ", 1)[1].split()[0]
+    assert "Awaiting approval" in block_text(cards(stack)[-1])
+    stack.slack_world.switches.fail = {}
+    page = await approve(stack, link)
+    assert "is connected" in page.text
+
+
+async def test_a_company_approved_by_email_sends_the_link_to_the_requester(stack):
+    view = await open_modal(stack)
+    await submit(stack, view, STEP1)
+    view = stack.slack_world.view(view["id"])
+    await submit(stack, view, STEP2)
+    view = stack.slack_world.view(view["id"])
+    assert await submit(stack, view, input_values(approver_email=typed("ola@nordlysbakeri.no"))) == {}
+    await stack.deps.background.drain()
+    [confirmation] = stack.slack_world.calls_to("chat.postEphemeral")
+    assert "is not in Slack" in block_text(confirmation.args)
+    assert stack.slack_world.calls_to("conversations.open") == []
