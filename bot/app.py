@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import uuid
@@ -36,6 +37,7 @@ from bot.web import pages
 log = logging.getLogger(__name__)
 
 FLOWS = (commands.addcompany, commands.approval, commands.card, commands.home)
+SHUTDOWN_GRACE_SECONDS = 20
 VISMA_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
 
@@ -145,7 +147,11 @@ def create_app(
             if socket is not None:
                 await socket.close_async()  # type: ignore[no-untyped-call]
             scheduler.shutdown(wait=False)
-            await deps.background.drain()
+            # Let work that a click set in motion finish, but do not hang a restart on a Slack or Visma outage.
+            try:
+                await asyncio.wait_for(deps.background.drain(), timeout=SHUTDOWN_GRACE_SECONDS)
+            except TimeoutError:
+                log.warning("shutting down with background work still running")
             await deps.eaccounting_http_close()
             await deps.store.close()
 
