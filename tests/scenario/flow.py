@@ -40,13 +40,18 @@ async def open_modal(stack: Stack) -> dict[str, Any]:
     return view
 
 
-async def add_company(stack: Stack) -> dict[str, Any]:
-    """Run the three steps; returns the modal's view as it was at the last step."""
+async def approver_step(stack: Stack) -> dict[str, Any]:
+    """Open the modal and fill steps 1 and 2; returns the view of step 3."""
     view = await open_modal(stack)
     assert (await submit(stack, view, STEP1))["response_action"] == "update"
     view = stack.slack_world.view(view["id"])
     assert (await submit(stack, view, STEP2))["response_action"] == "update"
-    view = stack.slack_world.view(view["id"])
+    return stack.slack_world.view(view["id"])
+
+
+async def add_company(stack: Stack) -> dict[str, Any]:
+    """Run the three steps; returns the modal's view as it was at the last step."""
+    view = await approver_step(stack)
     assert await submit(stack, view, STEP3) == {}
     await stack.deps.background.drain()
     return view

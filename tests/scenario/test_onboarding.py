@@ -15,11 +15,11 @@ from tests.scenario.flow import (
     KARI,
     OLA,
     STEP1,
-    STEP2,
     STEP3,
     add_company,
     approval_link,
     approve,
+    approver_step,
     block_text,
     cards,
     open_modal,
@@ -88,11 +88,7 @@ async def test_a_company_cannot_be_onboarded_twice(stack):
 
 
 async def test_a_double_submit_or_a_slack_retry_creates_one_company(stack):
-    view = await open_modal(stack)
-    await submit(stack, view, STEP1)
-    view = stack.slack_world.view(view["id"])
-    await submit(stack, view, STEP2)
-    view = stack.slack_world.view(view["id"])
+    view = await approver_step(stack)
     first = await submit(stack, view, STEP3)
     retried = await submit(stack, view, STEP3, retry_num=1)
     again = await submit(stack, view, STEP3)
@@ -174,11 +170,7 @@ async def test_an_approver_who_cannot_get_a_dm_gets_the_link_through_the_request
 
 
 async def test_a_company_approved_by_email_sends_the_link_to_the_requester(stack):
-    view = await open_modal(stack)
-    await submit(stack, view, STEP1)
-    view = stack.slack_world.view(view["id"])
-    await submit(stack, view, STEP2)
-    view = stack.slack_world.view(view["id"])
+    view = await approver_step(stack)
     assert await submit(stack, view, input_values(approver_email=typed("ola@nordlysbakeri.no"))) == {}
     await stack.deps.background.drain()
     [confirmation] = stack.slack_world.calls_to("chat.postEphemeral")
