@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,12 +26,14 @@ import commands.addcompany
 import commands.approval
 import commands.card
 import commands.home
+from bot import scheduler as sync_jobs
 from bot.crypto import Vault
 from bot.runtime import BotIdentity, Deps
 from bot.scheduler import build_scheduler
 from bot.settings import Settings
 from bot.store.engine import Store
-from bot.visma.eaccounting import EAccountingClient
+from bot.sync.policy import RetryPolicy
+from bot.visma import build_systems
 from bot.web import pages
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,6 @@ SHUTDOWN_GRACE_SECONDS = 20
 # Fewer, cheaper collections: a request allocates thousands of short-lived objects, and the default threshold
 # (700) runs the collector dozens of times inside one burst.
 GC_THRESHOLDS = (50_000, 20, 20)
-VISMA_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
 
 def build_deps(
@@ -53,22 +54,25 @@ def build_deps(
         base_url=str(settings.slack_api_url),
         retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
     )
-    http = http or httpx.AsyncClient(timeout=VISMA_TIMEOUT)
-    eaccounting = EAccountingClient(
-        http,
-        identity_url=str(settings.eaccounting_identity_url),
-        api_url=str(settings.eaccounting_api_url),
-        client_id=settings.eaccounting_client_id,
-        client_secret=settings.eaccounting_client_secret.get_secret_value(),
-    )
+    timeout = httpx.Timeout(settings.visma_timeout_seconds, connect=min(5.0, settings.visma_timeout_seconds))
+    http = http or httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=100))
     return Deps(
         settings=settings,
         store=Store(settings.database_url),
         vault=Vault(settings.encryption_key.get_secret_value()),
         slack=slack,
-        eaccounting=eaccounting,
+        http=http,
+        systems=build_systems(settings, http),
         clock=clock or (lambda: datetime.now(UTC)),
         authorize=BotIdentity(slack),
+        retry_policy=RetryPolicy(
+            attempts=settings.visma_retry_attempts,
+            initial=settings.visma_retry_initial_seconds,
+            maximum=settings.visma_retry_max_seconds,
+            rate_limited_wait=settings.visma_rate_limit_max_wait_seconds,
+            timeout=settings.visma_timeout_seconds,
+        ),
+        run_lease=timedelta(seconds=settings.sync_run_lease_seconds),
     )
 
 
@@ -111,7 +115,7 @@ def create_app(
     *,
     http: httpx.AsyncClient | None = None,
     clock: Callable[[], datetime] | None = None,
-    scheduler_seconds: int = 60,
+    scheduler_seconds: int | None = None,
     migrate: bool = True,
 ) -> Starlette:
     """The ASGI app `serve` runs; tests and the demo build it with their own settings and clock."""
@@ -132,7 +136,9 @@ def create_app(
         if migrate:
             # An empty or older database is brought up to date here, so a new user needs no extra step.
             await deps.store.migrate()
-        scheduler = build_scheduler(deps, every_seconds=scheduler_seconds)
+        # Runs that a crashed or killed process left behind are closed now; their companies resume.
+        await sync_jobs.recover(deps)
+        scheduler = build_scheduler(deps, every_seconds=scheduler_seconds or settings.sync_tick_seconds)
         scheduler.start()
         socket = None
         if settings.slack_app_token is not None:
@@ -150,13 +156,16 @@ def create_app(
         finally:
             if socket is not None:
                 await socket.close_async()  # type: ignore[no-untyped-call]
+            # Runs stop at their next page boundary with their checkpoints committed; the next start resumes.
+            deps.stopping.set()
             scheduler.shutdown(wait=False)
             # Let work that a click set in motion finish, but do not hang a restart on a Slack or Visma outage.
             try:
                 await asyncio.wait_for(deps.background.drain(), timeout=SHUTDOWN_GRACE_SECONDS)
             except TimeoutError:
-                log.warning("shutting down with background work still running")
-            await deps.eaccounting_http_close()
+                log.warning("shutting down with background work still running; cancelling it")
+                await deps.background.cancel()
+            await deps.close_http()
             await deps.store.close()
 
     app = Starlette(

@@ -1,35 +1,57 @@
 """The approver's side: the approval page's "Continue to Visma", the OAuth callback, and the real check.
 
-The check is the point of the whole flow: eAccounting silently connects a user's *default company* when it
-can, so the callback reads `companysettings` and compares organisation numbers before anything is kept.
+The check is the point of the whole flow: Visma can silently connect a user's *default company*, so the
+callback reads the connected company's settings through its system module and compares organisation numbers
+before anything is kept.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import notify
 from bot.domain import problems
 from bot.domain.orgnumber import display
-from bot.domain.types import ApprovalStatus, CompanyState, Country
+from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, Country
 from bot.runtime import Deps
 from bot.services import approvals, companies
 from bot.services.approvals import LinkProblem, LinkRefused
 from bot.slack_format import escape
 from bot.store.models import ApprovalRequest, Company
-from bot.sync import sync_company
-from bot.visma.eaccounting import OAuthError, VismaApiError
+from bot.sync.engine import sync_company
+from bot.visma.base import Api, OAuthError, System, VismaError
 from commands.approval.views import dm_approved_blocks, dm_declined_blocks
 from commands.card.views import note_blocks
 
 log = logging.getLogger(__name__)
 
-CALLBACK_PATH = "oauth/eaccounting/callback"
+
+def callback_path(system: AccountingSystem | str) -> str:
+    """Where a system's identity server sends the approver back (the redirect URI registered with Visma)."""
+    return f"oauth/{AccountingSystem(system).value}/callback"
+
+
+class _Once:
+    """The `Api` of the consent check: one token, no pacing, nothing retried (the approver is waiting)."""
+
+    def __init__(self, deps: Deps, system: System, token: str) -> None:
+        self._deps = deps
+        self._system = system
+        self._token = token
+
+    async def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+        """GET once with the fresh token."""
+        response = await self._deps.http.get(
+            self._system.url(path), params=dict(params or {}), headers={"Authorization": f"Bearer {self._token}"}
+        )
+        return self._system.parse(response)
 
 
 class Outcome(StrEnum):
@@ -61,10 +83,11 @@ async def begin(deps: Deps, *, token: str) -> str:
     """Start consent for a link: returns the identity server's authorize URL (raises LinkRefused)."""
     async with deps.store.session() as session:
         request = await approvals.by_token(session, token=token, now=deps.clock())
+        company = await companies.get(session, company_id=request.company_id)
         state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=deps.clock())
         await session.commit()
-    return deps.eaccounting.authorize_url(
-        state=state, challenge=pkce.challenge, redirect_uri=deps.settings.url(CALLBACK_PATH)
+    return deps.system_for(company.system).authorize_url(
+        state=state, challenge=pkce.challenge, redirect_uri=deps.settings.url(callback_path(company.system))
     )
 
 
@@ -133,18 +156,19 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
         await session.commit()
     if error or not code:
         return ConsentResult(Outcome.CANCELLED, company_name=company.name, detail=error or "no code")
+    system = deps.system_for(company.system)
     try:
-        tokens = await deps.eaccounting.exchange_code(
-            code=code, verifier=verifier, redirect_uri=deps.settings.url(CALLBACK_PATH), now=now
+        tokens = await system.exchange_code(
+            code=code, verifier=verifier, redirect_uri=deps.settings.url(callback_path(company.system)), now=now
         )
-        settings = await deps.eaccounting.company_settings(tokens.access_token)
-        users = await deps.eaccounting.users(tokens.access_token)
-    except (OAuthError, VismaApiError) as exc:
+        api: Api = _Once(deps, system, tokens.access_token)
+        settings = await system.profile(api)
+        approver = await system.approver_name(api) or "the approver"
+    except (OAuthError, VismaError) as exc:
         log.warning("consent for company %s failed at Visma: %s", company.id, exc)
         return ConsentResult(Outcome.VISMA_ERROR, company_name=company.name, detail=str(exc))
-    approver = next((user.full_name for user in users if user.is_current_user), "the approver")
     country = Country(company.country)
-    got_number = _digits(settings.corporate_identity_number or "")
+    got_number = _digits(settings.org_number or "")
     async with deps.store.session() as session:
         company = await companies.get(session, company_id=request.company_id)
         request = await session.get(ApprovalRequest, request.id) or request
@@ -181,8 +205,10 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
                 org_number=display(country, company.org_number),
                 got_name=settings.name,
                 got_number=_shown(country, got_number),
-                retry_url=deps.eaccounting.authorize_url(
-                    state=retry_state, challenge=pkce.challenge, redirect_uri=deps.settings.url(CALLBACK_PATH)
+                retry_url=system.authorize_url(
+                    state=retry_state,
+                    challenge=pkce.challenge,
+                    redirect_uri=deps.settings.url(callback_path(company.system)),
                 ),
             )
         await approvals.save_connection(

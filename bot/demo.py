@@ -16,11 +16,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from sqlmodel import col, select
+
 from bot import logs
 from bot.simulators.browser import Page
 from bot.simulators.render import render_message, render_view
 from bot.simulators.slack_requests import input_values, picked_user, selected, typed
 from bot.simulators.stack import ALERT_CHANNEL, Stack, running_stack
+from bot.store.models import SyncRun
 from commands.addcompany.ids import Field
 
 KARI, OLA = "U0KARI", "U0OLA"
@@ -201,20 +204,79 @@ class Demo:
         show("#onboarding", "the same card, edited in place", rendered)
         show("#onboarding", "its thread", "\n\n".join(self.render(message) for message in self.thread()))
 
-    async def sync_alert(self) -> None:
-        heading("5. Later: the approver loses full program permission in eAccounting")
-        self.stack.eaccounting.switches.no_full_permission = True
+    async def press(self, label: str) -> None:
         card = self.card()
         action = next(
-            element
-            for block in card["blocks"]
-            if block["type"] == "actions"
-            for element in block["elements"]
-            if element["text"]["text"] == "Sync now"
+            (
+                element
+                for block in card["blocks"]
+                if block["type"] == "actions"
+                for element in block["elements"]
+                if element["text"]["text"] == label
+            ),
+            None,
         )
+        if action is None:
+            raise DemoFailed(f"the card has no {label} button")
         response = await self.stack.slack.click(user=KARI, action=action, channel=ALERT_CHANNEL, message=card)
-        expect(response.status_code == 200, "Sync now was not acknowledged")
+        expect(response.status_code == 200, f"{label} was not acknowledged")
         await self.wait_idle()
+
+    async def last_run(self) -> SyncRun:
+        async with self.stack.deps.store.session() as session:
+            run = (await session.exec(select(SyncRun).order_by(col(SyncRun.id).desc()))).first()
+        expect(run is not None, "no sync run was recorded")
+        assert run is not None
+        return run
+
+    async def sync_rides_out_trouble(self) -> None:
+        heading("5. Next sync: Visma answers 429 (rate limit) and 503 on the way; the sync rides it out")
+        world = self.stack.eaccounting
+        nordlys = world.company_id_by_org("988077917")
+        world.book_voucher(nordlys, text="Kontantsalg julemarked")
+        world.inject("rate_limit", path="/v2/vouchers", times=1, seconds=1)
+        world.inject("unavailable", path="/v2/accountbalances", times=1)
+        thread_before = len(self.thread())
+        await self.press("Sync now")
+        run = await self.last_run()
+        expect(run.status == "ok", f"the sync did not ride out the 429 and the 503: {run.error_message}")
+        expect(len(self.thread()) == thread_before, "a retried 429/503 was reported in the thread")
+        show(
+            "bot log",
+            "what the run record says (nobody was bothered)",
+            f"run {run.id}: ok after {run.requests} requests and {run.retries} retries "
+            f"(one 429 waited out for the second Visma named, one 503 retried with backoff); "
+            f"{(run.written or {}).get('vouchers', 0)} voucher(s) read and written — only what changed since "
+            "the last sync (and the 5-minute overlap)",
+        )
+        show("#onboarding", "the card, edited in place: the new voucher is in", self.render(self.card()))
+
+    async def outage(self) -> None:
+        heading("6. Visma eAccounting goes down for a while")
+        world = self.stack.eaccounting
+        world.inject("unavailable", path="/v2/", times=100_000)
+        thread_before = len(self.thread())
+        for _ in range(3):
+            await self.press("Sync now")
+        card = self.render(self.card())
+        expect("has not answered properly" in card, f"the outage is not on the card: {card}")
+        show(
+            "#onboarding", "after three failed runs the card says so (still green: nothing for the client to do)", card
+        )
+        notes = self.thread()[thread_before:]
+        expect(len(notes) == 1, f"the outage was said {len(notes)} times in the thread")
+        show("#onboarding", "…and the thread says it once", self.render(notes[0]))
+        world.faults.clear()
+        await self.press("Sync now")
+        card = self.render(self.card())
+        expect("has not answered" not in card, "the outage line stayed on the card after a healthy run")
+        show("#onboarding", "Visma is back: the next run clears it", card)
+        show("#onboarding", "and the thread says so", self.render(self.thread()[-1]))
+
+    async def sync_alert(self) -> None:
+        heading("7. Later: the approver loses full program permission in eAccounting")
+        self.stack.eaccounting.switches.no_full_permission = True
+        await self.press("Sync now")
         show("#onboarding", "Kari presses Sync now; the card turns red", self.render(self.card()))
         alert = self.thread()[-1]
         rendered = self.render(alert)
@@ -227,6 +289,8 @@ class Demo:
         link, dm_channel = self.approval_link()
         retry = await self.approver_hits_default_company(link)
         await self.approver_connects(retry, dm_channel)
+        await self.sync_rides_out_trouble()
+        await self.outage()
         await self.sync_alert()
 
 
@@ -235,7 +299,13 @@ async def main() -> int:
     logs.configure(logging.ERROR)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        async with running_stack(database_url=f"sqlite:///{tmp}/demo.db") as stack:
+        # Retries in tens of milliseconds instead of seconds, so the story does not sit out Visma's backoff.
+        quick: dict[str, Any] = {
+            "visma_retry_initial_seconds": 0.05,
+            "visma_retry_max_seconds": 0.2,
+            "visma_timeout_seconds": 5,
+        }
+        async with running_stack(database_url=f"sqlite:///{tmp}/demo.db", **quick) as stack:
             demo = Demo(stack)
             try:
                 await demo.run()
@@ -246,7 +316,8 @@ async def main() -> int:
             api_calls = len(stack.eaccounting.requests)
     print(
         f"\n✓ demo passed in {time.monotonic() - started:.1f} s: company added with one typo caught inline, "
-        f"default-company mix-up caught, connected, first sync on the card, permission alert raised "
+        f"default-company mix-up caught, connected, first sync on the card, a 429 and a 503 ridden out, "
+        f"an outage shown on the card and cleared, permission alert raised "
         f"({calls} Slack API calls, {api_calls} eAccounting API calls)."
     )
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
@@ -13,13 +14,15 @@ from bot.domain.problems import Problem
 from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, Country, SyncStatus
 from bot.runtime import Deps
 from bot.services import approvals
+from bot.slack_format import when
 from bot.store.models import ApprovalRequest, Company, SyncRun
+from bot.sync import policy, runs
 from commands.card.views import Card, LastSync, card_blocks, card_text, note_blocks, problem_blocks
 
 log = logging.getLogger(__name__)
 
 
-async def load_card(session: AsyncSession, *, company: Company) -> Card:
+async def load_card(session: AsyncSession, *, company: Company, now: datetime) -> Card:
     """Read what the card shows from the store."""
     assert company.id is not None
     request = await approvals.latest(session, company_id=company.id)
@@ -59,12 +62,26 @@ async def load_card(session: AsyncSession, *, company: Company) -> Card:
         if run
         else None,
         next_sync_at=company.next_sync_at,
+        syncing=await runs.live(session, company_id=company.id, now=now) is not None,
+        failure=failure_line(company)
+        if policy.failure_visible(count=company.failure_count, since=company.failing_since, now=now)
+        else None,
+        books_locked_to=company.books_locked_to,
     )
+
+
+def failure_line(company: Company) -> str:
+    """ "Visma is not answering since …, next try …" for a run of failures nobody at the client can fix."""
+    system = AccountingSystem(company.system).label
+    since = when(company.failing_since) if company.failing_since else "a while"
+    reason = f" ({company.failure_reason})" if company.failure_reason else ""
+    upcoming = f", next try {when(company.next_sync_at)}" if company.next_sync_at else ""
+    return f"⚠️ {system} has not answered properly since {since}{reason}{upcoming}. Nothing to do unless it lasts."
 
 
 async def refresh_card(deps: Deps, session: AsyncSession, *, company: Company) -> None:
     """Post the company's card, or edit it in place; the caller commits (the card's ts is stored)."""
-    card = await load_card(session, company=company)
+    card = await load_card(session, company=company, now=deps.clock())
     blocks, text = card_blocks(card), card_text(card)
     if company.card_channel and company.card_ts:
         try:

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.crypto import Vault
+from bot.domain.types import AccountingSystem
 from bot.settings import Settings
 from bot.store.engine import Store
-from bot.visma.eaccounting import EAccountingClient
+from bot.sync.limits import Limiters
+from bot.sync.policy import RetryPolicy
+from bot.visma.base import System
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,12 @@ class Background:
         if not task.cancelled() and task.exception() is not None:
             ref = uuid.uuid4().hex[:8]
             log.error("background task %s failed (ref %s)", task.get_name(), ref, exc_info=task.exception())
+
+    async def cancel(self) -> None:
+        """Cancel what is still running and wait for it to record how it ended."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def drain(self) -> None:
         """Wait until no background task is running (tests, the demo, shutdown)."""
@@ -81,16 +93,29 @@ class Deps:
     store: Store
     vault: Vault
     slack: AsyncWebClient
-    eaccounting: EAccountingClient
+    http: httpx.AsyncClient
+    systems: dict[AccountingSystem, System]
     clock: Callable[[], datetime]
     authorize: BotIdentity
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    limiters: Limiters = field(default_factory=Limiters)
     background: Background = field(default_factory=Background)
-    company_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    # Who this process is, in leases on runs, refreshes and the scheduler's tick.
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    run_lease: timedelta = timedelta(minutes=2)
+    # Set at shutdown: runs stop at the next page boundary.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    locks: dict[Hashable, asyncio.Lock] = field(default_factory=dict)
 
-    async def eaccounting_http_close(self) -> None:
-        """Close the HTTP client behind the Visma clients."""
-        await self.eaccounting.aclose()
+    def system_for(self, system: AccountingSystem | str) -> System:
+        """The module of a company's Visma system."""
+        return self.systems[AccountingSystem(system)]
 
-    def lock_for(self, company_id: int) -> asyncio.Lock:
-        """One sync (or consent) at a time per company."""
-        return self.company_locks.setdefault(company_id, asyncio.Lock())
+    async def close_http(self) -> None:
+        """Close the HTTP client behind the Visma system modules."""
+        await self.http.aclose()
+
+    def lock_for(self, key: Hashable) -> asyncio.Lock:
+        """An in-process lock per key (a connection's token refresh)."""
+        return self.locks.setdefault(key, asyncio.Lock())

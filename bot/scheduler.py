@@ -1,47 +1,114 @@
-"""The sync schedule: one job with a fixed id that syncs every company whose time has come."""
+"""The sync schedule: one tick job with a fixed id that finds due companies in the database and starts them.
+
+No APScheduler job per company: each company's `next_sync_at` is the schedule. Exactly one process ticks at a
+time (a lease row in the database), a tick first closes runs whose owner vanished, then claims the due
+companies by moving their `next_sync_at` ahead, and hands them to a bounded pool of runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
+from bot.domain.types import SyncStatus
 from bot.runtime import Deps
-from bot.sync import due_companies, sync_company
+from bot.store.models import JobLease
+from bot.sync import engine, report, runs
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "sync-due-companies"
-# How many companies sync at once: Visma's limits are per client and endpoint, so a few at a time.
-PARALLEL_SYNCS = 4
+TICK_LEASE = "sync-tick"
+# A claimed company not started within this long (its process died first) becomes due again by itself.
+CLAIM_HOLD = timedelta(minutes=15)
 
 
-async def sync_due(deps: Deps) -> int:
-    """Sync every company that is due; returns how many were started."""
+async def recover(deps: Deps) -> list[int]:
+    """Close runs whose lease ran out (at start-up and on every tick); their cards stop saying "syncing"."""
     async with deps.store.session() as session:
-        due = await due_companies(session, now=deps.clock())
-    gate = asyncio.Semaphore(PARALLEL_SYNCS)
+        companies = await runs.reap(session, now=deps.clock())
+        await session.commit()
+    for company_id in companies:
+        await report.run_finished(deps, company_id=company_id, outcome=SyncStatus.ABANDONED, problem=None)
+    return companies
 
-    async def one(company_id: int) -> None:
-        async with gate:
-            await sync_company(deps, company_id=company_id, actor="schedule")
 
-    results = await asyncio.gather(*(one(company_id) for company_id in due), return_exceptions=True)
-    for company_id, outcome in zip(due, results, strict=True):
-        if isinstance(outcome, BaseException):
-            log.error("scheduled sync of company %s failed", company_id, exc_info=outcome)
-    return len(due)
+async def claim_tick(deps: Deps, *, lease: timedelta) -> bool:
+    """Take (or keep) the tick's lease; False when another live process holds it."""
+    now = deps.clock()
+    async with deps.store.session() as session:
+        result = await session.exec(
+            update(JobLease)
+            .where(
+                col(JobLease.name) == TICK_LEASE,
+                (col(JobLease.owner) == deps.owner) | (col(JobLease.lease_until) < now),
+            )
+            .values(owner=deps.owner, lease_until=now + lease)
+        )
+        if result.rowcount:
+            await session.commit()
+            return True
+        session.add(JobLease(name=TICK_LEASE, owner=deps.owner, lease_until=now + lease))
+        try:
+            await session.commit()
+        except IntegrityError:
+            return False  # the row exists and someone else's lease is alive
+        return True
+
+
+class SyncPool:
+    """Runs claimed companies, at most `parallel` at a time, as tracked background work."""
+
+    def __init__(self, deps: Deps, *, parallel: int) -> None:
+        self._deps = deps
+        self._gate = asyncio.Semaphore(parallel)
+        self.running: set[int] = set()
+
+    def submit(self, company_id: int, *, actor: str = "schedule") -> None:
+        """Start a company's run as soon as a slot is free."""
+        if company_id in self.running:
+            return
+        self.running.add(company_id)
+        self._deps.background.spawn(self._run(company_id, actor), name=f"sync-{company_id}")
+
+    async def _run(self, company_id: int, actor: str) -> None:
+        try:
+            async with self._gate:
+                if not self._deps.stopping.is_set():
+                    await engine.sync_company(self._deps, company_id=company_id, actor=actor)
+        finally:
+            self.running.discard(company_id)
+
+
+async def tick(deps: Deps, pool: SyncPool, *, every: timedelta) -> list[int]:
+    """One tick: recover, claim what is due, start it. Returns the claimed companies."""
+    if deps.stopping.is_set() or not await claim_tick(deps, lease=every * 3):
+        return []
+    await recover(deps)
+    claimed = await engine.due(deps, limit=deps.settings.sync_claim_batch, hold=CLAIM_HOLD.total_seconds())
+    for company_id in claimed:
+        pool.submit(company_id)
+    if claimed:
+        log.info("tick: %d companies due", len(claimed))
+    return claimed
 
 
 def build_scheduler(deps: Deps, *, every_seconds: int = 60) -> AsyncIOScheduler:
-    """An asyncio scheduler with the sync job; `replace_existing` and a fixed id keep restarts from piling up."""
+    """An asyncio scheduler with the tick job; `replace_existing` and a fixed id keep restarts from piling up."""
     scheduler = AsyncIOScheduler(timezone="UTC")
+    pool = SyncPool(deps, parallel=deps.settings.sync_parallel)
     scheduler.add_job(
-        sync_due,
+        tick,
         "interval",
         seconds=every_seconds,
-        args=[deps],
+        args=[deps, pool],
+        kwargs={"every": timedelta(seconds=every_seconds)},
         id=JOB_ID,
         replace_existing=True,
         max_instances=1,

@@ -38,7 +38,26 @@ class Settings(BaseSettings):
 
     firm_name: str = "Our accounting firm"
     approval_link_days: int = Field(default=7, ge=1, le=60)
-    sync_interval_minutes: int = Field(default=360, ge=5)
+
+    # The sync schedule: a nightly run in each company's slot after this local hour, and every
+    # SYNC_BUSY_INTERVAL_MINUTES in the days before a VAT deadline and after a period closes.
+    timezone: str = "Europe/Oslo"
+    sync_nightly_hour: int = Field(default=2, ge=0, le=23)
+    sync_busy_interval_minutes: int = Field(default=120, ge=5)
+    sync_parallel: int = Field(default=8, ge=1, le=200)
+    sync_claim_batch: int = Field(default=500, ge=1)
+    sync_tick_seconds: int = Field(default=60, ge=1)
+    sync_run_lease_seconds: float = Field(default=120, gt=0)
+
+    # Visma's limits and how hard to try: eAccounting allows 600 requests a minute per endpoint URL.
+    eaccounting_rate_limit: int = Field(default=600, ge=1)
+    eaccounting_rate_window_seconds: float = Field(default=60.0, gt=0)
+    visma_page_size: int = Field(default=500, ge=1, le=1000)
+    visma_timeout_seconds: float = Field(default=20.0, gt=0)
+    visma_retry_attempts: int = Field(default=5, ge=1)
+    visma_retry_initial_seconds: float = Field(default=1.0, ge=0)
+    visma_retry_max_seconds: float = Field(default=30.0, ge=0)
+    visma_rate_limit_max_wait_seconds: float = Field(default=300.0, ge=0)
 
     @field_validator("encryption_key")
     @classmethod
@@ -66,9 +85,20 @@ class Settings(BaseSettings):
         return timedelta(days=self.approval_link_days)
 
     @property
-    def sync_interval(self) -> timedelta:
-        """Time between scheduled syncs of one company."""
-        return timedelta(minutes=self.sync_interval_minutes)
+    def sync_busy_interval(self) -> timedelta:
+        """Time between syncs of a company in its busy days."""
+        return timedelta(minutes=self.sync_busy_interval_minutes)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as Europe/Oslo") from None
+        return value
 
     def url(self, path: str) -> str:
         """An absolute URL under PUBLIC_URL."""

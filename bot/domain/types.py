@@ -106,3 +106,7 @@ class SyncStatus(StrEnum):
     RUNNING = "running"
     OK = "ok"
     FAILED = "failed"
+    # Stopped at a page boundary by a shutdown; the next run resumes from its checkpoints.
+    INTERRUPTED = "interrupted"
+    # Its process vanished (a crash, kill -9) and its lease ran out; closed by whoever noticed.
+    ABANDONED = "abandoned"

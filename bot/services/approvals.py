@@ -17,7 +17,7 @@ from bot.crypto import Vault, new_link_token, token_hash
 from bot.domain.types import ApprovalStatus
 from bot.services.companies import audit
 from bot.store.models import ApprovalRequest, Company, Connection
-from bot.visma.eaccounting import Pkce, TokenSet
+from bot.visma.base import Pkce, TokenSet
 
 # The approver has this long between "Continue to Visma" and coming back.
 OAUTH_WINDOW = timedelta(minutes=30)

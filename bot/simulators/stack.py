@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from starlette.applications import Starlette
 
 from bot.app import create_app
-from bot.connect import CALLBACK_PATH
+from bot.connect import callback_path
 from bot.runtime import Deps
 from bot.settings import Settings
 from bot.simulators.browser import FormBrowser
@@ -102,7 +102,9 @@ async def running_stack(
     bot_port = free_port()
     slack_world = SlackWorld(tokens={BOT_TOKEN})
     eaccounting = seed_world()
-    eaccounting.register_client(CLIENT_ID, CLIENT_SECRET, {f"http://127.0.0.1:{bot_port}/{CALLBACK_PATH}"})
+    eaccounting.register_client(
+        CLIENT_ID, CLIENT_SECRET, {f"http://127.0.0.1:{bot_port}/{callback_path('eaccounting')}"}
+    )
     responses = ResponseLog()
     simulators = create_simulators(slack=slack_world, eaccounting=eaccounting, responses=responses)
     async with LoopbackServer(simulators) as sim_server:

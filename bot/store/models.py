@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, SyncStatus
@@ -60,6 +60,13 @@ class Company(SQLModel, table=True):
     created_at: datetime
     last_sync_at: datetime | None = None
     next_sync_at: datetime | None = Field(default=None, index=True)
+    books_locked_to: date | None = None
+    # Runs that failed for a reason nobody at the client can fix (Visma down, our configuration): counted
+    # quietly, and shown on the card once they pass a threshold.
+    failing_since: datetime | None = None
+    failure_count: int = 0
+    failure_reason: str | None = None
+    failure_noted: bool = False
 
 
 class ApprovalRequest(SQLModel, table=True):
@@ -101,18 +108,42 @@ class Connection(SQLModel, table=True):
     scopes: str
     connected_by: str
     connected_at: datetime
+    # Bumped by every token refresh; a refresh is claimed with a short lease so that two processes never
+    # spend the same rotating refresh token.
+    version: int = 0
+    refresh_owner: str | None = None
+    refresh_lease_until: datetime | None = None
 
 
 class SyncRun(SQLModel, table=True):
-    """One pull of a company's books."""
+    """One pull of a company's books. A running run holds a lease its owner renews; an expired one is closed."""
 
     __tablename__ = "sync_run"
+    __table_args__ = (
+        # At most one running run per company, whichever process starts it.
+        Index(
+            "uq_sync_run_running",
+            "company_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     company_id: int = Field(foreign_key="company.id", index=True)
     started_at: datetime
     finished_at: datetime | None = None
     status: SyncStatus = Field(default=SyncStatus.RUNNING, sa_type=String(32))
+    owner: str | None = None
+    lease_until: datetime | None = None
+    actor: str | None = None
+    full: bool = False
+    requests: int = 0
+    retries: int = 0
+    rows_written: int = 0
+    # Rows written per book in this run ({"vouchers": 12, …}): what changed, for the log and the demo.
+    written: dict[str, int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     fiscal_years: int = 0
     accounts: int = 0
     vouchers: int = 0
@@ -121,6 +152,29 @@ class SyncRun(SQLModel, table=True):
     period_to: date | None = None
     error_code: str | None = None
     error_message: str | None = None
+
+
+class SyncCursor(SQLModel, table=True):
+    """Where reading one book of one company stands; committed together with the rows it covers."""
+
+    __tablename__ = "sync_cursor"
+    __table_args__ = (UniqueConstraint("company_id", "book", name="uq_sync_cursor"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    book: str = Field(sa_type=String(32))
+    cursor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime
+
+
+class JobLease(SQLModel, table=True):
+    """A named lease, so that exactly one process runs the scheduler's tick at a time."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(primary_key=True)
+    owner: str
+    lease_until: datetime
 
 
 class AuditEvent(SQLModel, table=True):
@@ -162,20 +216,31 @@ class LedgerAccount(SQLModel, table=True):
     number: int
     name: str
     active: bool = True
+    vat_code_id: str | None = None
+    account_type: int | None = None
+    modified_at: datetime | None = None
 
 
 class Voucher(SQLModel, table=True):
-    """A voucher with its rows (kept as JSON: they are read together, never alone)."""
+    """A voucher with its rows, kept as Visma sent them (account, amounts, VAT code, cost centres, project)."""
 
     __tablename__ = "voucher"
-    __table_args__ = (UniqueConstraint("company_id", "external_id", name="uq_voucher"),)
+    __table_args__ = (
+        UniqueConstraint("company_id", "external_id", name="uq_voucher"),
+        Index("ix_voucher_company_date", "company_id", "voucher_date"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     company_id: int = Field(foreign_key="company.id", index=True)
     external_id: str
     voucher_date: date
     number: str | None = None
+    number_series: str | None = None
+    voucher_type: int | None = None
     text: str | None = None
+    modified_at: datetime | None = None
+    source_id: str | None = None
+    attachments: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     rows: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
@@ -189,4 +254,31 @@ class AccountBalance(SQLModel, table=True):
     company_id: int = Field(foreign_key="company.id", index=True)
     account_number: int
     balance_date: date
+    balance: Decimal = Field(max_digits=18, decimal_places=2)
+
+
+class VatCode(SQLModel, table=True):
+    """A VAT code of the company (rows refer to it by id)."""
+
+    __tablename__ = "vat_code"
+    __table_args__ = (UniqueConstraint("company_id", "external_id", name="uq_vat_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    external_id: str
+    code: str | None = None
+    description: str | None = None
+    rate: Decimal | None = Field(default=None, max_digits=9, decimal_places=4)
+
+
+class OpeningBalance(SQLModel, table=True):
+    """An account's opening balance when the company started in its Visma system."""
+
+    __tablename__ = "opening_balance"
+    __table_args__ = (UniqueConstraint("company_id", "account_number", name="uq_opening_balance"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    account_number: int
+    name: str | None = None
     balance: Decimal = Field(max_digits=18, decimal_places=2)

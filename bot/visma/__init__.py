@@ -1,0 +1,26 @@
+"""One module per Visma system, each behind the seam in bot/visma/base.py."""
+
+from __future__ import annotations
+
+import httpx
+
+from bot.domain.types import AccountingSystem
+from bot.settings import Settings
+from bot.visma.base import System
+from bot.visma.eaccounting import EAccounting
+
+
+def build_systems(settings: Settings, http: httpx.AsyncClient) -> dict[AccountingSystem, System]:
+    """The system modules this installation can talk to, over one shared HTTP client."""
+    return {
+        AccountingSystem.EACCOUNTING: EAccounting(
+            http,
+            identity_url=str(settings.eaccounting_identity_url),
+            api_url=str(settings.eaccounting_api_url),
+            client_id=settings.eaccounting_client_id,
+            client_secret=settings.eaccounting_client_secret.get_secret_value(),
+            rate_limit=settings.eaccounting_rate_limit,
+            rate_window=settings.eaccounting_rate_window_seconds,
+            page_size=settings.visma_page_size,
+        ),
+    }

@@ -217,7 +217,7 @@ async def decline(request: Request) -> Response:
 
 
 async def oauth_callback(request: Request) -> Response:
-    """GET /oauth/eaccounting/callback: check the connection for real and say how it went."""
+    """GET /oauth/{system}/callback: check the connection for real and say how it went."""
     deps = _deps(request)
     params = request.query_params
     outcome = await connect.finish(deps, state=params.get("state"), code=params.get("code"), error=params.get("error"))
@@ -243,5 +243,5 @@ routes = [
     Route("/approve/{token}", approval_page, methods=["GET"]),
     Route("/approve/{token}", continue_to_visma, methods=["POST"]),
     Route("/approve/{token}/decline", decline, methods=["POST"]),
-    Route(f"/{connect.CALLBACK_PATH}", oauth_callback, methods=["GET"]),
+    Route("/oauth/{system}/callback", oauth_callback, methods=["GET"]),
 ]

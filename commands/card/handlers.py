@@ -12,7 +12,7 @@ from bot import onboarding
 from bot.domain.types import CompanyState
 from bot.runtime import Deps
 from bot.services import companies
-from bot.sync import sync_company
+from bot.sync.engine import sync_company
 
 
 def _company_id(body: dict[str, Any]) -> int:
@@ -46,9 +46,18 @@ async def resend_link(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltCon
 async def sync_now(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
     """Run a sync now (Sync now on a healthy card, Retry now on an alert)."""
     await ack()
+    await _sync(body, context, respond, full=False)
+
+
+async def full_resync(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
+    """Forget every checkpoint and read all of the company's books again."""
+    await ack()
+    await _sync(body, context, respond, full=True)
+
+
+async def _sync(body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, *, full: bool) -> None:
     deps: Deps = context["deps"]
-    company_id = _company_id(body)
-    outcome = await sync_company(deps, company_id=company_id, actor=context.user_id or "unknown")
+    outcome = await sync_company(deps, company_id=_company_id(body), actor=context.user_id or "unknown", full=full)
     if outcome is None:
         await respond(
             text="A sync of this company is already running, or it is not connected.",

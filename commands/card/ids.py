@@ -9,3 +9,4 @@ class CardAction(StrEnum):
     RESEND_LINK = "card_resend_link"
     SYNC_NOW = "card_sync_now"
     RETRY = "card_retry"
+    FULL_RESYNC = "card_full_resync"

@@ -9,6 +9,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     MarkdownTextObject,
     SectionBlock,
@@ -54,6 +55,9 @@ class Card:
     connected_at: datetime | None = None
     last_sync: LastSync | None = None
     next_sync_at: datetime | None = None
+    syncing: bool = False
+    failure: str | None = None
+    books_locked_to: date | None = None
 
 
 _ICON = {
@@ -90,7 +94,7 @@ def status_line(card: Card) -> str:
     connected = ""
     if card.connected_by and card.connected_at:
         connected = f"Connected by {escape(card.connected_by)} {when(card.connected_at)}"
-    if card.state is CompanyState.SYNCING:
+    if card.syncing or card.state is CompanyState.SYNCING:
         return f"{icon} {connected} · syncing now…"
     if card.last_sync is None:
         return f"{icon} {connected} · first sync starting"
@@ -119,20 +123,22 @@ def card_blocks(card: Card) -> list[Block]:
         ContextBlock(elements=[MarkdownTextObject(text=f"responsible: {mention(card.responsible_user_id)}")]),
         SectionBlock(text=MarkdownTextObject(text=status_line(card))),
     ]
-    if (
-        card.state is not CompanyState.AWAITING_APPROVAL
-        and card.next_sync_at
-        and card.state
-        in (
-            CompanyState.HEALTHY,
-            CompanyState.CONNECTED,
-        )
-    ):
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"next sync {when(card.next_sync_at)}")]))
+    if card.failure and card.state in _CONNECTED:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=card.failure)))
+    details = []
+    if card.next_sync_at and card.state in _CONNECTED and not card.syncing and not card.failure:
+        details.append(f"next sync {when(card.next_sync_at)}")
+    if card.books_locked_to and card.state in _CONNECTED:
+        details.append(f"books locked to {card.books_locked_to:%-d %b %Y}")
+    if details:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(details))]))
     buttons = _buttons(card)
     if buttons:
         blocks.append(ActionsBlock(block_id=f"card_{card.company_id}", elements=buttons))
     return blocks
+
+
+_CONNECTED = (CompanyState.HEALTHY, CompanyState.CONNECTED)
 
 
 def card_text(card: Card) -> str:
@@ -151,8 +157,21 @@ def _buttons(card: Card) -> list[ButtonElement]:
             ),
             ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=value),
         ]
-    if card.state in (CompanyState.HEALTHY, CompanyState.CONNECTED):
-        return [ButtonElement(text="Sync now", action_id=CardAction.SYNC_NOW, value=value)]
+    if card.state in _CONNECTED and not card.syncing:
+        return [
+            ButtonElement(text="Sync now", action_id=CardAction.SYNC_NOW, value=value),
+            ButtonElement(
+                text="Full resync",
+                action_id=CardAction.FULL_RESYNC,
+                value=value,
+                confirm=ConfirmObject(
+                    title="Read everything again?",
+                    text="The next sync reads all of the company's books from the start, not only what changed.",
+                    confirm="Full resync",
+                    deny="Cancel",
+                ),
+            ),
+        ]
     return []
 
 

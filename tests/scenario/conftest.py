@@ -9,6 +9,14 @@ import pytest
 
 from bot.simulators.stack import Stack, running_stack
 
+# Retries and waits in milliseconds, so a test of a failure does not sit out Visma's real backoff.
+QUICK = {
+    "visma_retry_initial_seconds": 0.01,
+    "visma_retry_max_seconds": 0.05,
+    "visma_timeout_seconds": 2.0,
+    "visma_rate_limit_max_wait_seconds": 3.0,
+}
+
 
 class Clock:
     """A clock the test moves by hand (link expiry, token expiry)."""
@@ -30,5 +38,5 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def stack(database_url: str, clock: Clock) -> AsyncIterator[Stack]:
-    async with running_stack(database_url=database_url, clock=clock) as running:
+    async with running_stack(database_url=database_url, clock=clock, **QUICK) as running:
         yield running

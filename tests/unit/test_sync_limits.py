@@ -1,0 +1,47 @@
+"""The sliding-window limiter paces under Visma's moving-window limit instead of bouncing off it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.sync.limits import Limiters, SlidingWindow
+from bot.visma.base import RateLimit
+
+
+async def test_never_more_than_the_capacity_in_any_window():
+    limiter = SlidingWindow(600, 0.3)
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def one() -> None:
+        await limiter.acquire()
+        sent.append(loop.time())
+
+    await asyncio.gather(*(one() for _ in range(1500)))
+    assert limiter.capacity == 588  # 2 % held back for clock jitter between us and Visma
+    worst = max(sum(1 for moment in sent if start <= moment < start + 0.3) for start in sent)
+    assert worst <= 588
+    # …and it does not dawdle: 1500 requests need at least two full windows, and little more.
+    assert sent[-1] - sent[0] < 0.3 * 2 + 0.25
+
+
+async def test_small_limits_keep_one_in_reserve():
+    assert SlidingWindow(10, 1).capacity == 9
+    assert SlidingWindow(1, 1).capacity == 1
+
+
+async def test_a_429_holds_every_request_back_for_the_named_wait():
+    limiter = SlidingWindow(100, 60)
+    loop = asyncio.get_running_loop()
+    await limiter.acquire()
+    limiter.hold_off(0.3)
+    started = loop.time()
+    await limiter.acquire()
+    assert 0.29 <= loop.time() - started < 0.5
+
+
+def test_one_limiter_per_key():
+    limiters = Limiters()
+    a = limiters.get(RateLimit("eaccounting:client:vouchers", 600, 60))
+    assert limiters.get(RateLimit("eaccounting:client:vouchers", 600, 60)) is a
+    assert limiters.get(RateLimit("eaccounting:client:accounts", 600, 60)) is not a
