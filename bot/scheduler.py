@@ -80,7 +80,9 @@ class SyncPool:
     async def _run(self, company_id: int, actor: str) -> None:
         try:
             async with self._gate:
-                if not self._deps.stopping.is_set():
+                if self._deps.stopping.is_set():
+                    await engine.release(self._deps, company_id=company_id)
+                else:
                     await engine.sync_company(self._deps, company_id=company_id, actor=actor)
         finally:
             self.running.discard(company_id)

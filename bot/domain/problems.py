@@ -28,6 +28,8 @@ class ProblemKind(StrEnum):
     SCOPE_MISSING = "scope_missing"
     NO_USER_ACCESS = "no_user_access"
     LICENCE_NOT_ACCEPTED = "licence_not_accepted"
+    STARTUP_GUIDE = "startup_guide"
+    COMPANY_INACTIVE = "company_inactive"
     CONSENT_REVOKED = "consent_revoked"
     RATE_LIMITED = "rate_limited"
     OUTAGE = "outage"
@@ -110,12 +112,31 @@ _EACCOUNTING: dict[int, tuple[ProblemKind, str, str, tuple[str, ...], Fix]] = {
         ("Log in to eAccounting once in a browser and accept the licence agreement.", "Press *Retry now*."),
         Fix.RETRY,
     ),
+    4003: (
+        ProblemKind.STARTUP_GUIDE,
+        "the company has not finished eAccounting's start-up guide, so its books cannot be read yet",
+        "the company's administrator in eAccounting",
+        ("Log in to eAccounting and complete the start-up guide for the company.", "Press *Retry now*."),
+        Fix.RETRY,
+    ),
+    4004: (
+        ProblemKind.COMPANY_INACTIVE,
+        "the company is no longer active in eAccounting",
+        "the company's administrator in eAccounting, or Visma if the subscription has ended",
+        (
+            "Reactivate the company's eAccounting subscription, or deactivate the company here if it has left.",
+            "Press *Retry now* once it is active.",
+        ),
+        Fix.RETRY,
+    ),
 }
 
 _PERSON_FIXES = {
     ProblemKind.NO_BOOKKEEPING,
     ProblemKind.PRODUCT_VARIANT,
     ProblemKind.LICENCE_NOT_ACCEPTED,
+    ProblemKind.STARTUP_GUIDE,
+    ProblemKind.COMPANY_INACTIVE,
 }
 
 
@@ -131,7 +152,7 @@ def from_eaccounting(*, status: int, error_code: int | None, company: str) -> Pr
             ProblemKind.RATE_LIMITED,
             "Visma asked us to slow down (600 requests a minute)",
             "nobody: the bot retries by itself",
-            ("Nothing to do; the next sync continues where this one stopped.",),
+            ("Nothing to do; the next sync continues from where this one stopped.",),
             Fix.WAIT,
             "eAccounting 4010",
         )

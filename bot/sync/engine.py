@@ -384,6 +384,16 @@ def _scheduled(deps: Deps, company: Company, now: datetime) -> datetime:
     )
 
 
+async def release(deps: Deps, *, company_id: int) -> None:
+    """Give back a claimed company that was not started (a shutdown came first): it is due again at once."""
+    async with deps.store.session() as session:
+        company = await session.get(Company, company_id)
+        if company is not None:
+            company.next_sync_at = deps.clock()
+            session.add(company)
+            await session.commit()
+
+
 async def due(deps: Deps, *, limit: int, hold: float) -> list[int]:
     """Claim up to `limit` due companies: their next_sync_at moves `hold` seconds ahead so no other tick takes them."""
     from datetime import timedelta

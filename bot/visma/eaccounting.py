@@ -58,8 +58,9 @@ OVERLAP = timedelta(minutes=5)
 # ProductVariant numbers from companysettings, and the variants that have no account balances (Swagger).
 VARIANTS = {1: "Standard", 2: "Invoicing", 3: "Bookkeeping", 4: "Solo", 5: "Pro", 6: "InvoicingCollaboration"}
 _NO_BALANCES = {"Invoicing", "InvoicingCollaboration"}
-# ErrorCodes that only a person can fix; everything else is retried or reported as unexpected.
-_PERMISSION_CODES = {4002, 4003, 4004, 4006, 4007, 4011, 4012, 4034}
+# ErrorCodes that only a person at the client can fix; everything else is retried or reported as unexpected
+# (4034, a sandbox client against production, is the firm's configuration and shows as a failure on the card).
+_PERMISSION_CODES = {4002, 4003, 4004, 4006, 4007, 4011, 4012}
 
 
 class EAccounting:

@@ -53,7 +53,9 @@ _VAT_LABELS = {
     VatFrequency.YEARLY: "Yearly",
     VatFrequency.NONE: "Not VAT registered",
 }
-_MODULE_LABELS = {Module.PAYROLL: "Payroll (A07)", Module.VAT: "VAT", Module.ASSETS: "Assets"}
+# Payroll is reconciled from the ledger (salary, withholding and employer's contribution accounts). None of the
+# Visma accounting APIs offers A07 reports (they come from Altinn), so the modal does not promise them.
+_MODULE_LABELS = {Module.PAYROLL: "Payroll", Module.VAT: "VAT", Module.ASSETS: "Assets"}
 
 
 def _option(value: str, label: str) -> Option:
@@ -135,7 +137,7 @@ def settings_view(state: AddCompanyState, *, requester: str, today: date) -> Vie
         InputBlock(
             block_id=Field.RECONCILIATION_START,
             label="Reconcile from",
-            hint="Data (payroll A07 messages included) is fetched from this date.",
+            hint="Vouchers and balances are fetched from this date.",
             element=DatePickerElement(
                 action_id=Field.RECONCILIATION_START, initial_date=date(today.year, 1, 1).isoformat()
             ),

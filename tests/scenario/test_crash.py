@@ -30,6 +30,7 @@ from bot.simulators.stack import ALERT_CHANNEL, BOT_TOKEN, CLIENT_ID, CLIENT_SEC
 from bot.store.engine import Store
 from bot.store.models import Company, Connection, SyncRun, Voucher
 from bot.sync.engine import sync_company
+from tests import factories
 from tests.conftest import REPO
 
 VOUCHERS = 6000
@@ -68,20 +69,12 @@ async def prepare(database_url: str, key: str, world: Any, company_id: str) -> i
     sim_company = world.companies[company_id]
     tokens = world._issue(Grant(next(iter(world.users.values())), sim_company, SCOPES, CLIENT_ID))
     async with store.session() as session:
-        company = Company(
+        company = factories.company(
             name=sim_company.name,
             org_number=sim_company.org_number,
-            country="NO",
-            system=AccountingSystem.EACCOUNTING,
             state=CompanyState.CONNECTED,
-            state_since=NOW,
-            period_type="monthly",
-            fiscal_year_start_month=1,
+            now=NOW,
             reconciliation_start=date(2024, 1, 1),
-            vat_frequency="bimonthly",
-            responsible_user_id="U0KARI",
-            requested_by="U0KARI",
-            created_at=NOW,
             next_sync_at=NOW - timedelta(minutes=1),
         )
         session.add(company)

@@ -8,30 +8,16 @@ from decimal import Decimal
 from sqlmodel import select
 
 from bot.domain.books import Book
-from bot.domain.types import AccountingSystem, CompanyState
 from bot.store import books
-from bot.store.models import AccountBalance, Company, Voucher
+from bot.store.models import AccountBalance, Voucher
+from tests import factories
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 async def company(store) -> int:
     async with store.session() as session:
-        row = Company(
-            name="Nordlys Bakeri AS",
-            org_number="988077917",
-            country="NO",
-            system=AccountingSystem.EACCOUNTING,
-            state=CompanyState.HEALTHY,
-            state_since=NOW,
-            period_type="monthly",
-            fiscal_year_start_month=1,
-            reconciliation_start=date(2026, 1, 1),
-            vat_frequency="bimonthly",
-            responsible_user_id="U0KARI",
-            requested_by="U0KARI",
-            created_at=NOW,
-        )
+        row = factories.company(now=NOW)
         session.add(row)
         await session.commit()
         assert row.id is not None

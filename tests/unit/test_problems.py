@@ -46,3 +46,12 @@ def test_wrong_company_explains_the_default_company():
     assert "Feil Firma AS" in problem.what
     assert "default company" in problem.what
     assert any("default" in step for step in problem.steps)
+
+
+def test_an_unfinished_startup_guide_and_an_inactive_company_are_for_the_client_to_fix():
+    guide = problems.from_eaccounting(status=403, error_code=4003, company="Nordlys Bakeri AS")
+    inactive = problems.from_eaccounting(status=403, error_code=4004, company="Nordlys Bakeri AS")
+    assert guide.is_permission
+    assert "start-up guide" in guide.what
+    assert inactive.is_permission
+    assert "no longer active" in inactive.what
