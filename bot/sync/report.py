@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.errors import SlackApiError
 from sqlmodel import col, select
 
 from bot import notify
@@ -54,8 +53,8 @@ async def run_finished(deps: Deps, *, company_id: int, outcome: SyncStatus, prob
                 session.add(company)
             await notify.refresh_card(deps, session, company=company)
             await session.commit()
-    except (SlackApiError, OSError) as exc:
-        log.warning("could not tell Slack how the sync of company %s ended: %s", company_id, exc)
+    except Exception as exc:  # the outcome is committed; the card is drawn again at the next change
+        log.warning("could not tell Slack how the sync of company %s ended: %r", company_id, exc)
 
 
 async def _healthy(deps: Deps, session: object, company: Company) -> None:
@@ -100,5 +99,5 @@ async def _refresh(deps: Deps, company_id: int) -> None:
             if company is not None:
                 await notify.refresh_card(deps, session, company=company)
                 await session.commit()
-    except (SlackApiError, OSError) as exc:
-        log.warning("could not update the card of company %s: %s", company_id, exc)
+    except Exception as exc:  # nothing is lost: the card is drawn from the store at the next change
+        log.warning("could not update the card of company %s: %r", company_id, exc)

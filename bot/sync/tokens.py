@@ -17,10 +17,11 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import col
 
+from bot.crypto import DecryptError
 from bot.runtime import Deps
 from bot.store.models import Connection
 from bot.sync.policy import RetryPolicy
-from bot.visma.base import GrantRevoked, IdentityUnavailable, System
+from bot.visma.base import GrantRevoked, IdentityUnavailable, OurConfiguration, System
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,16 @@ class TokenKeeper:
                 await asyncio.sleep(POLL)
                 waited += POLL
 
+    def _open(self, sealed: str) -> str:
+        try:
+            return self._deps.vault.open(sealed)
+        except DecryptError:
+            raise OurConfiguration(
+                "the stored Visma tokens cannot be decrypted with ENCRYPTION_KEY (was the key changed?)"
+            ) from None
+
     def _remember(self, connection: Connection) -> str:
-        self._token = self._deps.vault.open(connection.access_token_sealed)
+        self._token = self._open(connection.access_token_sealed)
         self._version = connection.version
         self._valid_until = connection.access_expires_at
         return self._token
@@ -103,7 +112,11 @@ class TokenKeeper:
         if not connection.refresh_token_sealed:
             await self._release()
             raise GrantRevoked("no refresh token is stored for this connection")
-        refresh_token = self._deps.vault.open(connection.refresh_token_sealed)
+        try:
+            refresh_token = self._open(connection.refresh_token_sealed)
+        except OurConfiguration:
+            await self._release()
+            raise
         delay = self._policy.initial
         try:
             for attempt in range(1, self._policy.attempts + 1):

@@ -295,3 +295,29 @@ async def test_an_invoicing_only_company_syncs_without_balances(stack):
 async def test_the_card_shows_the_lock_date(stack):
     await connected(stack)
     assert "books locked to 31 Dec 2025" in block_text(cards(stack)[-1])
+
+
+async def test_tokens_sealed_with_another_key_fail_quietly_and_do_not_strand_the_company(stack):
+    from cryptography.fernet import Fernet
+
+    from bot.crypto import Vault
+
+    await connected(stack)
+    stack.deps.vault = Vault(Fernet.generate_key().decode())  # ENCRYPTION_KEY changed under the stored tokens
+    await press(stack, CardAction.SYNC_NOW)
+    run = await last_run(stack)
+    assert run.status == SyncStatus.FAILED
+    assert "ENCRYPTION_KEY" in (run.error_message or "")
+    card = block_text(cards(stack)[-1])
+    assert "Needs action" not in card
+    assert "syncing" not in card
+    assert "Sync now" in card  # nothing is stuck: the next run can start
+
+
+async def test_a_failed_card_update_at_the_end_does_not_strand_the_company(stack):
+    company_id = await connected(stack)
+    stack.slack_world.switches.fail["chat.update"] = "channel_not_found"
+    assert await sync_company(stack.deps, company_id=company_id, actor="test") == SyncStatus.OK
+    stack.slack_world.switches.fail.clear()
+    assert await sync_company(stack.deps, company_id=company_id, actor="test") == SyncStatus.OK
+    assert "syncing" not in block_text(cards(stack)[-1])
