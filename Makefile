@@ -36,6 +36,9 @@ simulate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ack_latency.py
+	$(BIN)/python bench/sync_budget.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/schedule.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

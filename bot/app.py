@@ -55,7 +55,9 @@ def build_deps(
         retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
     )
     timeout = httpx.Timeout(settings.visma_timeout_seconds, connect=min(5.0, settings.visma_timeout_seconds))
-    http = http or httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=100))
+    # Enough connections that no run waits for one while holding a rate-limit slot (each run reads ahead).
+    pool = httpx.Limits(max_connections=max(100, settings.sync_parallel * 3), max_keepalive_connections=100)
+    http = http or httpx.AsyncClient(timeout=timeout, limits=pool)
     return Deps(
         settings=settings,
         store=Store(settings.database_url),

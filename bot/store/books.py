@@ -50,11 +50,11 @@ def _sqlite_date(value: Any) -> Any:
 
 
 def _sqlite_datetime(value: Any) -> Any:
-    # SQLAlchemy keeps SQLite datetimes as naive UTC text with microseconds; write the same.
+    # SQLAlchemy keeps SQLite datetimes as naive UTC text ("2026-03-01 12:00:00.000000"); write the same.
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value.isoformat(" ", "microseconds")
     return value
 
 
@@ -110,9 +110,14 @@ async def upsert(session: AsyncSession, *, book: Book, company_id: int, rows: Se
         return 0
     connection = await session.connection()
     sql, converters = _statement(book, connection.dialect.name)
-    converted = [
-        (company_id, *[convert(value) for convert, value in zip(converters[1:], row, strict=True)]) for row in rows
-    ]
+    # Only the columns whose type needs it are converted (a million rows pass here in a big first sync).
+    work = [(index, convert) for index, convert in enumerate(converters[1:]) if convert is not _identity]
+    converted = []
+    for row in rows:
+        values = [company_id, *row]
+        for index, convert in work:
+            values[index + 1] = convert(values[index + 1])
+        converted.append(tuple(values))
     await connection.exec_driver_sql(sql, converted)
     return len(rows)
 

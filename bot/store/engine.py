@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -55,6 +56,12 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._write_lock = asyncio.Lock()
+
+    def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold this around a large write transaction: SQLite has one write lock per database, and many
+        concurrent writers in one process would otherwise wait on it with busy-timeouts instead of in turn."""
+        return self._write_lock if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     async def migrate(self) -> None:
         """Apply pending migrations without blocking the event loop."""
@@ -75,5 +82,9 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # Sync runs write in batches while pages, clicks and ticks write too: wait for the lock rather than fail.
+    cursor.execute("PRAGMA busy_timeout=30000")
+    # WAL with NORMAL: a commit is durable against a crash of the process (what kill -9 tests), and the fsync
+    # per commit that FULL adds is saved.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -98,8 +98,8 @@ class Calls:
 
     async def _once(self, path: str, params: Mapping[str, str | int] | None) -> Any:
         limiter = self._limiters.get(self._system.rate_limit(path))
-        await limiter.acquire()
-        token = await self._tokens.access()
+        token = await self._tokens.access()  # before the slot: a refresh must not eat into the window
+        slot = await limiter.acquire()
         self.requests += 1
         try:
             response = await self._http.get(
@@ -112,8 +112,16 @@ class Calls:
             raise Transient(f"{self._system.label} did not answer within {self._policy.timeout:g} s") from exc
         except httpx.TransportError as exc:
             raise Transient(f"could not reach {self._system.label} ({type(exc).__name__})") from exc
+        finally:
+            # Visma counted the request when it arrived, somewhere between our slot and now: count it from
+            # now, so a wait for a pooled connection can never let one request too many into its window.
+            limiter.restamp(slot)
         try:
             return self._system.parse(response)
         except RateLimited as exc:
             limiter.hold_off(exc.retry_after)
             raise
+        finally:
+            # httpx's Response and its stream refer to each other; with the collector tuned for bursts, a
+            # page of a megabyte would wait for a full collection. Break the cycle once the body is parsed.
+            response.stream = None  # type: ignore[assignment]

@@ -132,7 +132,13 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await heartbeat
-    await _finish(deps, run_id, target, outcome, calls)
+    try:
+        await _finish(deps, run_id, target, outcome, calls)
+    except Exception:
+        # The run row stays `running` until its lease runs out; then the next tick closes it and the company
+        # resumes. Nothing is stuck, but someone should look.
+        log.exception("could not record how sync run %s of company %s ended", run_id, company_id)
+        return SyncStatus.FAILED
     await report.run_finished(deps, company_id=company_id, outcome=outcome.status, problem=outcome.problem)
     return outcome.status
 
@@ -217,7 +223,9 @@ async def _read_book(
                     await pages.put(Interrupted())
                     return
             await pages.put(None)
-        except BaseException as exc:  # handed to the writer, which raises it in the run's task
+        except asyncio.CancelledError:
+            raise  # the writer stopped (it failed or was cancelled): nobody reads the queue any more
+        except Exception as exc:  # handed to the writer, which raises it in the run's task
             await pages.put(exc)
 
     task = asyncio.create_task(reader(), name=f"read-{run_id}-{book.value}")
@@ -262,7 +270,7 @@ async def _write(
 ) -> int:
     if not rows and not have_cursor:
         return 0
-    async with deps.store.session() as session:
+    async with deps.store.writing(), deps.store.session() as session:
         written = await store_books.upsert(session, book=book, company_id=company_id, rows=rows)
         if have_cursor:
             await store_books.save_cursor(session, company_id=company_id, book=book, cursor=cursor, now=deps.clock())
@@ -281,9 +289,13 @@ async def _heartbeat(deps: Deps, run_id: int) -> None:
     every = deps.run_lease.total_seconds() / 3
     while True:
         await asyncio.sleep(every)
-        async with deps.store.session() as session:
-            ours = await runs.renew(session, run_id=run_id, owner=deps.owner, until=deps.clock() + deps.run_lease)
-            await session.commit()
+        try:
+            async with deps.store.session() as session:
+                ours = await runs.renew(session, run_id=run_id, owner=deps.owner, until=deps.clock() + deps.run_lease)
+                await session.commit()
+        except Exception as exc:  # a busy database: the lease has two more beats before it runs out
+            log.warning("could not renew the lease of sync run %s: %r", run_id, exc)
+            continue
         if not ours:
             log.warning("sync run %s lost its lease", run_id)
             return

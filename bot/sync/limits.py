@@ -9,6 +9,7 @@ margin keeps the server's count, taken a few milliseconds later, from ever seein
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,8 +30,8 @@ class SlidingWindow:
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
-        """Wait until one more request fits in the window, then count it."""
+    async def acquire(self) -> float:
+        """Wait until one more request fits in the window, then count it; returns its slot (for restamp)."""
         async with self._lock:  # first come, first served: waiters queue on the lock
             while True:
                 now = self._clock()
@@ -38,8 +39,16 @@ class SlidingWindow:
                     self._sent.popleft()
                 if len(self._sent) < self.capacity:
                     self._sent.append(now)
-                    return
+                    return now
                 await asyncio.sleep(self._sent[0] + self.window - now + 0.001)
+
+    def restamp(self, slot: float) -> None:
+        """Count a request from now instead of from its slot (its answer came back: it has surely arrived)."""
+        try:
+            self._sent.remove(slot)
+        except ValueError:
+            return  # already out of the window, or replaced by a hold-off
+        bisect.insort(self._sent, self._clock())
 
     def hold_off(self, seconds: float) -> None:
         """Visma said wait (a 429): fill the window so nobody sends before `seconds` have passed."""

@@ -44,3 +44,16 @@ def test_one_limiter_per_key():
     a = limiters.get(RateLimit("eaccounting:client:vouchers", 600, 60))
     assert limiters.get(RateLimit("eaccounting:client:vouchers", 600, 60)) is a
     assert limiters.get(RateLimit("eaccounting:client:accounts", 600, 60)) is not a
+
+
+async def test_a_slot_is_counted_again_from_when_the_answer_came():
+    limiter = SlidingWindow(3, 0.2)  # capacity 2
+    first = await limiter.acquire()
+    await limiter.acquire()
+    await asyncio.sleep(0.1)
+    limiter.restamp(first)  # the first request waited for a connection: Visma saw it only now
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await limiter.acquire()  # the second slot frees at 0.2 s; the restamped first would only at 0.3 s
+    assert 0.08 <= loop.time() - started < 0.2
+    assert list(limiter._sent) == sorted(limiter._sent)

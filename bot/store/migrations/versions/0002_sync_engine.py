@@ -123,11 +123,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("source_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.add_column(sa.Column("attachments", sa.JSON(), nullable=True))
         batch_op.create_index("ix_voucher_company_date", ["company_id", "voucher_date"], unique=False)
+        batch_op.drop_index("ix_voucher_company_id")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("voucher", schema=None) as batch_op:
         batch_op.drop_index("ix_voucher_company_date")
+        batch_op.create_index("ix_voucher_company_id", ["company_id"], unique=False)
         batch_op.drop_column("attachments")
         batch_op.drop_column("source_id")
         batch_op.drop_column("modified_at")
