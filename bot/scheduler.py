@@ -70,7 +70,7 @@ class SyncPool:
         self._gate = asyncio.Semaphore(parallel)
         self.running: set[int] = set()
 
-    def submit(self, company_id: int, *, actor: str = "schedule") -> None:
+    def submit(self, company_id: int, *, actor: str = engine.SCHEDULE) -> None:
         """Start a company's run as soon as a slot is free."""
         if company_id in self.running:
             return

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 # together with the book's cursor.
 BATCH_ROWS = 2000
 BATCH_SECONDS = 1.0
+# The actor of runs the schedule starts.
+SCHEDULE = "schedule"
 # Pages read ahead while the previous ones are written (the writer runs in the database driver's thread).
 READ_AHEAD = 2
 
@@ -105,7 +107,10 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
             modules=tuple(company.modules),
             today=now.date(),
         )
-    await report.run_started(deps, company_id=company_id)
+    if actor != SCHEDULE:
+        # Someone pressed a button and watches the card; the nightly runs of hundreds of companies change
+        # each card once, at the end, to stay well inside Slack's rate limits for chat.update.
+        await report.run_started(deps, company_id=company_id)
     heartbeat = asyncio.create_task(_heartbeat(deps, run_id), name=f"lease-{run_id}")
     calls: Calls | None = None
     progress = Outcome(SyncStatus.OK)
