@@ -24,7 +24,7 @@ from sqlmodel import col, select
 from bot.domain.books import Book
 from bot.domain.problems import Problem
 from bot.domain.schedule import next_sync
-from bot.domain.types import CompanyState, SyncStatus
+from bot.domain.types import AccountingSystem, CompanyState, SyncStatus
 from bot.runtime import Deps
 from bot.services import approvals, companies
 from bot.store import books as store_books
@@ -87,6 +87,10 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
         connection = await approvals.connection_for(session, company_id=company_id)
         if company is None or connection is None or CompanyState(company.state) not in runs.SYNCABLE:
             return None
+        system = deps.systems.get(AccountingSystem(company.system))
+        if system is None:
+            log.error("company %s is in %s, which this installation has no module for", company_id, company.system)
+            return None
         if full:
             await store_books.forget_cursors(session, company_id=company_id)
         run = await runs.start(
@@ -99,7 +103,6 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
         assert run.id is not None
         assert connection.id is not None
         run_id, connection_id = run.id, connection.id
-        system = deps.system_for(company.system)
         target = Target(
             company_id=company_id,
             name=company.name,
