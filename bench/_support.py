@@ -22,15 +22,10 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from cryptography.fernet import Fernet
 
 from bot.settings import Settings
+from bot.simulators.stack import BOT_TOKEN, CLIENT_ID, CLIENT_SECRET, stack_settings
 
-CLIENT_ID = "bench_onboarding"
-CLIENT_SECRET = "bench-client-secret"
-BOT_TOKEN = "xoxb-0000-bench-token"
-SIGNING_SECRET = "bench-signing-secret-0123456789"
-ALERT_CHANNEL = "C0ALERTS"
 SCOPES = ("ea:api", "offline_access", "ea:accounting_readonly", "ea:sales_readonly")
 LOOPBACK = "127.0.0.1"
 SCRIPT = os.path.abspath(__file__)
@@ -99,24 +94,10 @@ def settle_like_serve() -> None:
 
 
 def bench_settings(*, database_url: str, simulators_url: str, **overrides: Any) -> Settings:
-    """Settings that point Slack and eAccounting at the simulators on loopback."""
-    values: dict[str, Any] = {
-        "slack_bot_token": BOT_TOKEN,
-        "slack_signing_secret": SIGNING_SECRET,
-        "slack_api_url": f"{simulators_url}/slack/api/",
-        "alert_channel": ALERT_CHANNEL,
-        "database_url": database_url,
-        "public_url": f"http://{LOOPBACK}:9",
-        "encryption_key": Fernet.generate_key().decode(),
-        "eaccounting_client_id": CLIENT_ID,
-        "eaccounting_client_secret": CLIENT_SECRET,
-        "eaccounting_identity_url": f"{simulators_url}/eaccounting/identity",
-        "eaccounting_api_url": f"{simulators_url}/eaccounting/api",
-        "firm_name": "Bench Regnskap",
-        "_env_file": None,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    """Settings that point Slack and eAccounting at the simulators on loopback (as the demo's stack does)."""
+    return stack_settings(
+        database_url=database_url, bot_port=9, simulators_url=simulators_url, firm_name="Bench Regnskap", **overrides
+    )
 
 
 def company_row(
