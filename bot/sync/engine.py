@@ -339,7 +339,7 @@ async def _finish(deps: Deps, run_id: int, target: Target, outcome: Outcome, cal
         elif outcome.failure:
             run.error_message = outcome.failure
         if skipped := outcome.notes.values.get("skipped"):
-            run.error_message = f"{skipped} voucher(s) came without a date and were not stored"
+            run.error_message = f"{skipped} row(s) from Visma lacked a date or an account number and were not stored"
         state = CompanyState(company.state)
         if outcome.status is SyncStatus.OK:
             await _totals(session, run, target.company_id)

@@ -262,7 +262,7 @@ class EAccounting:
                     [
                         (
                             year_id,
-                            int(item["Number"]),
+                            number,
                             str(item.get("Name") or ""),
                             bool(item.get("IsActive", True)),
                             item.get("VatCodeId"),
@@ -270,13 +270,21 @@ class EAccounting:
                             _instant(item.get("ModifiedUtc")),
                         )
                         for item in page
+                        if (number := _number(item.get("Number"), notes)) is not None
                     ],
                     None,
                 )
 
-    async def _opening_balances(self, api: Api, **_: Any) -> AsyncIterator[Page]:
+    async def _opening_balances(self, api: Api, *, notes: RunNotes, **_: Any) -> AsyncIterator[Page]:
         async for page in _pages(api, "fiscalyears/openingbalances", self.page_size):
-            yield Page([(int(item["Number"]), item.get("Name"), item.get("Balance") or 0) for item in page], None)
+            yield Page(
+                [
+                    (number, item.get("Name"), item.get("Balance") or 0)
+                    for item in page
+                    if (number := _number(item.get("Number"), notes)) is not None
+                ],
+                None,
+            )
 
     async def _vouchers(
         self, api: Api, *, target: Target, cursor: dict[str, Any] | None, notes: RunNotes, **_: Any
@@ -310,8 +318,7 @@ class EAccounting:
             for item in items:
                 row = _voucher_row(item)
                 if row is None:
-                    notes.values["skipped"] = notes.values.get("skipped", 0) + 1
-                    log.warning("voucher %s came without a VoucherDate or Id; not stored", item.get("Id"))
+                    _skip(notes, f"voucher {item.get('Id')} came without a VoucherDate or Id")
                     continue
                 rows.append(row)
                 modified = row[6]
@@ -335,7 +342,14 @@ class EAccounting:
             yield Page(rows, {"watermark": _iso(watermark), **position} if watermark else position)
 
     async def _balances(
-        self, api: Api, *, target: Target, profile: Profile, cursor: dict[str, Any] | None, **_: Any
+        self,
+        api: Api,
+        *,
+        target: Target,
+        profile: Profile,
+        cursor: dict[str, Any] | None,
+        notes: RunNotes,
+        **_: Any,
     ) -> AsyncIterator[Page]:
         # Balances move only where vouchers can still change: after the lock date. A first read (or a full
         # resync) takes every month from the reconciliation start.
@@ -348,8 +362,9 @@ class EAccounting:
         ends = month_ends(start, target.today)
         for index, on in enumerate(ends):
             rows = [
-                (int(item["AccountNumber"]), on, item.get("Balance") or 0)
+                (number, on, item.get("Balance") or 0)
                 async for item in _items(api, f"accountbalances/{on.isoformat()}", self.page_size)
+                if (number := _number(item.get("AccountNumber"), notes)) is not None
             ]
             following = ends[index + 1] if index + 1 < len(ends) else None
             yield Page(rows, {"complete": True} if following is None else {"next": following.isoformat()})
@@ -375,6 +390,21 @@ def month_ends(start: date, today: date) -> list[date]:
             return ends
         ends.append(end)
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def _skip(notes: RunNotes, why: str) -> None:
+    # One malformed row must not block a company's books for good: it is left out, logged and counted on the
+    # run, and everything else is stored.
+    notes.values["skipped"] = notes.values.get("skipped", 0) + 1
+    log.warning("not stored: %s", why)
+
+
+def _number(value: Any, notes: RunNotes) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        _skip(notes, f"an account number {value!r} that is not a number")
+        return None
 
 
 def _voucher_row(item: Mapping[str, Any]) -> tuple[Any, ...] | None:

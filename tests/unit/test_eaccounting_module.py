@@ -214,3 +214,23 @@ async def test_a_voucher_without_a_date_is_skipped_and_counted(module):
     ]
     assert [row[0] for row in rows] == ["v0"]
     assert notes.values["skipped"] == 1
+
+
+async def test_an_account_whose_number_is_not_a_number_is_skipped_not_fatal(module):
+    class Accounts:
+        async def get(self, path, params=None):
+            return {
+                "Meta": {"TotalNumberOfPages": 1},
+                "Data": [{"Number": "1920", "Name": "Bank"}, {"Number": "19x0", "Name": "Broken"}],
+            }
+
+    notes = RunNotes(values={"fiscal_years": [("fy", date(2026, 1, 1), date(2026, 12, 31))]})
+    target = Target(1, "A", date(2026, 1, 1), (), date(2026, 11, 25))
+    pages = [
+        page
+        async for page in module.read(
+            Book.ACCOUNTS, Accounts(), target=target, profile=Profile("A", "1"), cursor=None, notes=notes
+        )
+    ]
+    assert [row[1] for page in pages for row in page.rows] == [1920]
+    assert notes.values["skipped"] == 1
