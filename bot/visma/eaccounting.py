@@ -299,7 +299,6 @@ class EAccounting:
         else:
             current, page_number = (watermark - OVERLAP if watermark else None), 1
         newest = watermark
-        earliest_date: date | None = notes.values.get("earliest_voucher_date")
         while True:
             conditions = [f"VoucherDate ge {target.reconciliation_start.isoformat()}"]
             if current is not None:
@@ -324,13 +323,9 @@ class EAccounting:
                 modified = row[6]
                 if modified is not None and (page_newest is None or modified > page_newest):
                     page_newest = modified
-                if earliest_date is None or row[1] < earliest_date:
-                    earliest_date = row[1]
             if page_newest is not None and (newest is None or page_newest > newest):
                 newest = page_newest
             last = page_number >= int((body.get("Meta") or {}).get("TotalNumberOfPages") or 1) or not items
-            if earliest_date is not None:
-                notes.values["earliest_voucher_date"] = earliest_date
             if last:
                 yield Page(rows, {"watermark": _iso(newest)} if newest else {})
                 return
