@@ -38,6 +38,8 @@ class CompanyState(StrEnum):
     DRAFT = "draft"
     AWAITING_APPROVAL = "awaiting_approval"
     CONNECTED = "connected"
+    # No longer entered: a live, leased sync run says "syncing" (a state only a successful run could leave
+    # stranded companies). Kept so that audit entries written before migration 0002 still read.
     SYNCING = "syncing"
     HEALTHY = "healthy"
     PERMISSION_ERROR = "permission_error"
