@@ -8,14 +8,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bot.sync.limits import Limiters
 from bot.sync.policy import RetryPolicy
 from bot.sync.tokens import TokenKeeper
-from bot.visma.base import RateLimited, System, Transient, Unauthorized
+from bot.visma.base import IdentityUnavailable, RateLimited, System, Transient, Unauthorized
 
 log = logging.getLogger(__name__)
+
+
+def _retriable(error: BaseException) -> bool:
+    return isinstance(error, Transient) and not isinstance(error, IdentityUnavailable)
 
 
 class _Budget:
@@ -79,7 +83,8 @@ class Calls:
     async def _retrying(self, path: str, params: Mapping[str, str | int] | None) -> Any:
         budget = _Budget(self._policy)
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(Transient),
+            # The token keeper has already retried the identity server; its outage is not retried twice over.
+            retry=retry_if_exception(_retriable),
             stop=budget.stop,
             wait=budget.wait,
             sleep=self._sleep,
