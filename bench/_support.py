@@ -25,8 +25,8 @@ import httpx
 
 from bot.settings import Settings
 from bot.simulators.stack import BOT_TOKEN, CLIENT_ID, CLIENT_SECRET, stack_settings
+from bot.visma.eaccounting import SCOPES
 
-SCOPES = ("ea:api", "offline_access", "ea:accounting_readonly", "ea:sales_readonly")
 LOOPBACK = "127.0.0.1"
 SCRIPT = os.path.abspath(__file__)
 
@@ -223,6 +223,17 @@ class ApiHit:
     company: str | None = None
 
 
+async def stop_process(process: asyncio.subprocess.Process, *, grace: float = 15) -> None:
+    """Terminate a child process, killing it after `grace` seconds; never blocks the loop while it winds down."""
+    if process.returncode is None:
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout=grace)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 class SimulatorProcess:
     """`async with SimulatorProcess(config) as sim:` the simulators in their own process on a loopback port."""
 
@@ -270,15 +281,8 @@ class SimulatorProcess:
 
     async def _stop(self) -> None:
         """Terminate the process (kill it after 15 s)."""
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        if self._process is not None:
+            await stop_process(self._process)
 
     async def hits(self) -> list[ApiHit]:
         """Every API request the simulator has answered so far."""

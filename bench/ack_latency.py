@@ -24,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+from _support import stop_process
 from cryptography.fernet import Fernet
 
 from bot.simulators.eaccounting import seed_world
@@ -154,13 +155,7 @@ async def main() -> int:
                 await session.close()
                 for process in (ours, bare):
                     # Waiting must not block the loop: the servers' last Slack calls go to the fake served here.
-                    if process.returncode is None:
-                        process.terminate()
-                    try:
-                        await asyncio.wait_for(process.wait(), timeout=15)
-                    except TimeoutError:
-                        process.kill()
-                        await process.wait()
+                    await stop_process(process)
     result = {
         "requests": BURST * ROUNDS,
         "burst": BURST,

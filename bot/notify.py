@@ -28,13 +28,6 @@ async def load_card(session: AsyncSession, *, company: Company, now: datetime) -
     request = await approvals.latest(session, company_id=company.id)
     pending = request if request and request.status == ApprovalStatus.PENDING else None
     connection = await approvals.connection_for(session, company_id=company.id)
-    run = (
-        await session.exec(
-            select(SyncRun)
-            .where(SyncRun.company_id == company.id, SyncRun.status == SyncStatus.OK)
-            .order_by(col(SyncRun.id).desc())
-        )
-    ).first()
     return Card(
         company_id=company.id,
         name=company.name,
@@ -51,22 +44,34 @@ async def load_card(session: AsyncSession, *, company: Company, now: datetime) -
         link_expires_at=pending.expires_at if pending else None,
         connected_by=connection.connected_by if connection else None,
         connected_at=connection.connected_at if connection else None,
-        last_sync=LastSync(
-            finished_at=run.finished_at or run.started_at,
-            vouchers=run.vouchers,
-            accounts=run.accounts,
-            fiscal_years=run.fiscal_years,
-            period_from=run.period_from,
-            period_to=run.period_to,
-        )
-        if run
-        else None,
+        last_sync=await last_sync(session, company_id=company.id),
         next_sync_at=company.next_sync_at,
         syncing=await runs.live(session, company_id=company.id, now=now) is not None,
         failure=failure_line(company)
         if policy.failure_visible(count=company.failure_count, since=company.failing_since, now=now)
         else None,
         books_locked_to=company.books_locked_to,
+    )
+
+
+async def last_sync(session: AsyncSession, *, company_id: int) -> LastSync | None:
+    """What the company's newest successful sync left in the store (None before the first)."""
+    run = (
+        await session.exec(
+            select(SyncRun)
+            .where(SyncRun.company_id == company_id, SyncRun.status == SyncStatus.OK)
+            .order_by(col(SyncRun.id).desc())
+        )
+    ).first()
+    if run is None:
+        return None
+    return LastSync(
+        finished_at=run.finished_at or run.started_at,
+        vouchers=run.vouchers,
+        accounts=run.accounts,
+        fiscal_years=run.fiscal_years,
+        period_from=run.period_from,
+        period_to=run.period_to,
     )
 
 

@@ -15,11 +15,12 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.books import Book
 from bot.domain.problems import Problem
@@ -134,7 +135,7 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
         await asyncio.shield(_finish(deps, run_id, target, progress, calls))
         raise
     except Exception as exc:
-        outcome = _failed(deps, system, exc, company=target.name, run_id=run_id)
+        outcome = _failed(system, exc, company=target.name, run_id=run_id)
         outcome.written, outcome.notes = progress.written, progress.notes
     finally:
         heartbeat.cancel()
@@ -151,7 +152,7 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
     return outcome.status
 
 
-def _failed(deps: Deps, system: System, exc: Exception, *, company: str, run_id: int) -> Outcome:
+def _failed(system: System, exc: Exception, *, company: str, run_id: int) -> Outcome:
     if isinstance(exc, Interrupted):
         return Outcome(SyncStatus.INTERRUPTED, failure="stopped by a restart; resumes from its checkpoints")
     if isinstance(exc, LeaseLost):
@@ -372,7 +373,7 @@ async def _finish(deps: Deps, run_id: int, target: Target, outcome: Outcome, cal
         await session.commit()
 
 
-async def _totals(session: Any, run: SyncRun, company_id: int) -> None:
+async def _totals(session: AsyncSession, run: SyncRun, company_id: int) -> None:
     """What the store now holds for the company: the card's "237 vouchers, 8 accounts, Jan–Oct 2026"."""
     vouchers = (
         await session.exec(
@@ -387,7 +388,7 @@ async def _totals(session: Any, run: SyncRun, company_id: int) -> None:
         )
     ).one()
     run.vouchers, run.period_from, run.period_to = int(vouchers[0]), vouchers[1], vouchers[2]
-    run.accounts = int(accounts if isinstance(accounts, int) else accounts[0])
+    run.accounts = int(accounts)
 
 
 def _scheduled(deps: Deps, company: Company, now: datetime) -> datetime:
@@ -416,10 +417,6 @@ async def release(deps: Deps, *, company_id: int) -> None:
 
 async def due(deps: Deps, *, limit: int, hold: float) -> list[int]:
     """Claim up to `limit` due companies: their next_sync_at moves `hold` seconds ahead so no other tick takes them."""
-    from datetime import timedelta
-
-    from sqlalchemy import update
-
     now = deps.clock()
     async with deps.store.session() as session:
         due_ids = (

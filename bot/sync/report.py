@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlmodel import col, select
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import notify
 from bot.domain.problems import Problem
@@ -17,7 +18,7 @@ from bot.domain.types import CompanyState, SyncStatus
 from bot.runtime import Deps
 from bot.store.models import Company, SyncRun
 from bot.sync import policy
-from commands.card.views import LastSync, note_blocks, sync_summary
+from commands.card.views import note_blocks, sync_summary
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +58,17 @@ async def run_finished(deps: Deps, *, company_id: int, outcome: SyncStatus, prob
         log.warning("could not tell Slack how the sync of company %s ended: %r", company_id, exc)
 
 
-async def _healthy(deps: Deps, session: object, company: Company) -> None:
+async def _healthy(deps: Deps, session: AsyncSession, company: Company) -> None:
     assert company.id is not None
-    run = (
-        await session.exec(  # type: ignore[attr-defined]
-            select(SyncRun)
-            .where(SyncRun.company_id == company.id, SyncRun.status == SyncStatus.OK)
-            .order_by(col(SyncRun.id).desc())
-        )
-    ).first()
-    summary = sync_summary(
-        LastSync(run.finished_at or run.started_at, run.vouchers, run.accounts, 0, run.period_from, run.period_to)
-    )
+    newest = await notify.last_sync(session, company_id=company.id)
+    assert newest is not None  # called after a run ended OK
+    summary = sync_summary(newest)
     first = (
-        await session.exec(  # type: ignore[attr-defined]
+        await session.exec(
             select(SyncRun.id).where(SyncRun.company_id == company.id, SyncRun.status == SyncStatus.OK).limit(2)
         )
     ).all()
-    await notify.resolve_alert(deps, session, company=company, how=f"the sync works again ({summary}).")  # type: ignore[arg-type]
+    await notify.resolve_alert(deps, session, company=company, how=f"the sync works again ({summary}).")
     if company.failure_noted:
         await notify.thread(
             deps,

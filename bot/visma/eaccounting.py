@@ -189,7 +189,7 @@ class EAccounting:
         if error_id := body.get("ErrorId"):
             message = f"{message} (ErrorId {error_id})"
         if status == 429 or code == 4010:
-            return _raise(RateLimited(message, retry_after=_retry_after(response, message), code=label))
+            raise RateLimited(message, retry_after=_retry_after(response, message), code=label)
         if status == 401 or code == 4005:
             raise Unauthorized(message, status=status, code=label)
         if status >= 500 or code in {5000, 5001, 5002}:
@@ -437,10 +437,6 @@ async def _items(api: Api, path: str, size: int) -> AsyncIterator[dict[str, Any]
     async for page in _pages(api, path, size):
         for item in page:
             yield item
-
-
-def _raise(error: VismaError) -> Any:
-    raise error
 
 
 def _day(value: str) -> date:

@@ -100,3 +100,22 @@ async def approve(stack: Stack, link: str, *, company_org: str = "988077917") ->
     page = await browser.submit(page, button=("decision", "accept"))
     await stack.deps.background.drain()
     return page
+
+
+def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    """The button with this action id on a message, as a click payload carries it."""
+    for block in message.get("blocks", []):
+        for element in block.get("elements", []):
+            if element.get("action_id") == action_id:
+                return {"type": "button", "block_id": block.get("block_id", ""), **element}
+    raise AssertionError(f"no {action_id} button in {block_text(message)}")
+
+
+async def press(stack: Stack, action_id: str, message: dict[str, Any] | None = None) -> None:
+    """Kari clicks a button on a message (the newest card unless told) and the bot finishes what it started."""
+    message = message or cards(stack)[-1]
+    response = await stack.slack.click(
+        user=KARI, action=button(message, action_id), channel=ALERT_CHANNEL, message=message
+    )
+    assert response.status_code == 200
+    await stack.deps.background.drain()

@@ -22,7 +22,7 @@ from bot.app import build_deps
 from bot.crypto import Vault
 from bot.domain.types import AccountingSystem, CompanyState, SyncStatus
 from bot.settings import Settings
-from bot.simulators.eaccounting import Grant, add_bulk_company, seed_world
+from bot.simulators.eaccounting import add_bulk_company, seed_world
 from bot.simulators.server import ResponseLog, create_simulators
 from bot.simulators.serving import LoopbackServer, free_port
 from bot.simulators.slack import SlackWorld
@@ -30,11 +30,11 @@ from bot.simulators.stack import ALERT_CHANNEL, BOT_TOKEN, CLIENT_ID, CLIENT_SEC
 from bot.store.engine import Store
 from bot.store.models import Company, Connection, SyncRun, Voucher
 from bot.sync.engine import sync_company
+from bot.visma.eaccounting import SCOPES
 from tests import factories
 from tests.conftest import REPO
 
 VOUCHERS = 6000
-SCOPES = ["ea:api", "offline_access", "ea:accounting_readonly", "ea:sales_readonly"]
 NOW = datetime.now(UTC)
 
 
@@ -67,7 +67,7 @@ async def prepare(database_url: str, key: str, world: Any, company_id: str) -> i
     await store.migrate()
     vault = Vault(key)
     sim_company = world.companies[company_id]
-    tokens = world._issue(Grant(next(iter(world.users.values())), sim_company, SCOPES, CLIENT_ID))
+    tokens = world.issue_tokens(company_id, client_id=CLIENT_ID, scopes=SCOPES)
     async with store.session() as session:
         company = factories.company(
             name=sim_company.name,

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from bot.simulators.stack import ALERT_CHANNEL
 from commands.card.ids import CardAction
-from tests.scenario.flow import KARI, add_company, approval_link, approve, block_text, cards, thread
-
-
-def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
-    for block in message.get("blocks", []):
-        for element in block.get("elements", []):
-            if element.get("action_id") == action_id:
-                return {"type": "button", "block_id": block.get("block_id", ""), **element}
-    raise AssertionError(f"no {action_id} button in {block_text(message)}")
+from tests.scenario.flow import KARI, add_company, approval_link, approve, block_text, cards, press, thread
 
 
 async def connected(stack):
@@ -23,19 +12,11 @@ async def connected(stack):
     return cards(stack)[-1]
 
 
-async def press(stack, message, action_id):
-    response = await stack.slack.click(
-        user=KARI, action=button(message, action_id), channel=ALERT_CHANNEL, message=message
-    )
-    assert response.status_code == 200
-    await stack.deps.background.drain()
-
-
 async def test_a_missing_permission_alerts_once_and_counts_repeats(stack):
     card = await connected(stack)
     before = len(thread(stack))
     stack.eaccounting.switches.no_full_permission = True
-    await press(stack, card, CardAction.SYNC_NOW)
+    await press(stack, CardAction.SYNC_NOW, card)
     card = cards(stack)[-1]
     assert "Needs action" in block_text(card)
     alerts = thread(stack)[before:]
@@ -45,13 +26,13 @@ async def test_a_missing_permission_alerts_once_and_counts_repeats(stack):
     assert "full program permission" in alert
     assert f"<@{KARI}>" in alert
 
-    await press(stack, card, CardAction.RETRY)
+    await press(stack, CardAction.RETRY, card)
     alerts = thread(stack)[before:]
     assert len(alerts) == 1  # the same cause again edits the alert instead of adding one
     assert "seen 2 times" in block_text(alerts[0])
 
     stack.eaccounting.switches.no_full_permission = False
-    await press(stack, cards(stack)[-1], CardAction.RETRY)
+    await press(stack, CardAction.RETRY, cards(stack)[-1])
     assert "vouchers" in block_text(cards(stack)[-1])
     alerts = thread(stack)[before:]
     assert len(alerts) == 1  # resolved in place, no new message
@@ -62,12 +43,12 @@ async def test_revoked_consent_asks_for_a_new_link_which_works(stack, clock):
     card = await connected(stack)
     stack.eaccounting.switches.consent_revoked = True
     clock.advance(hours=2)  # the access token has expired, so the sync must refresh and is refused
-    await press(stack, card, CardAction.SYNC_NOW)
+    await press(stack, CardAction.SYNC_NOW, card)
     alert = block_text(thread(stack)[-1])
     assert "withdrawn" in alert
     stack.eaccounting.switches.consent_revoked = False
 
-    await press(stack, cards(stack)[-1], CardAction.RESEND_LINK)
+    await press(stack, CardAction.RESEND_LINK, cards(stack)[-1])
     assert "Awaiting approval" in block_text(cards(stack)[-1])
     page = await approve(stack, approval_link(stack))
     assert "is connected" in page.text
@@ -78,7 +59,7 @@ async def test_a_rate_limit_is_not_an_alert(stack):
     card = await connected(stack)
     before = len(thread(stack))
     stack.eaccounting.switches.force_rate_limit = True
-    await press(stack, card, CardAction.SYNC_NOW)
+    await press(stack, CardAction.SYNC_NOW, card)
     assert len(thread(stack)) == before
     assert "Needs action" not in block_text(cards(stack)[-1])
 

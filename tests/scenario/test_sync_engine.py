@@ -24,8 +24,7 @@ from bot.sync.engine import sync_company
 from bot.sync.tokens import TokenKeeper
 from commands.card.ids import CardAction
 from tests.scenario.conftest import QUICK
-from tests.scenario.flow import KARI, add_company, approval_link, approve, block_text, cards, thread
-from tests.scenario.test_sync_alerts import button
+from tests.scenario.flow import add_company, approval_link, approve, block_text, cards, press, thread
 
 FAST = {**QUICK, "visma_timeout_seconds": 0.5, "visma_page_size": 50}
 
@@ -44,13 +43,6 @@ async def connected(stack) -> int:
         assert company.state == CompanyState.HEALTHY, company.state
         assert company.id is not None
         return company.id
-
-
-async def press(stack, action_id: str) -> None:
-    card = cards(stack)[-1]
-    response = await stack.slack.click(user=KARI, action=button(card, action_id), channel="C0ALERTS", message=card)
-    assert response.status_code == 200
-    await stack.deps.background.drain()
 
 
 async def last_run(stack) -> SyncRun:
