@@ -1,17 +1,31 @@
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
+# Extra pip-compile options for `make lock`: LOCK_FLAGS=--upgrade, or LOCK_FLAGS='--upgrade-package aiohttp'.
+LOCK_FLAGS ?=
 
-.PHONY: demo test lint typecheck pytest serve simulate bench clean
+.PHONY: demo test lint typecheck pytest serve simulate bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Exactly the locked versions, each file checked against its hash (pip, and the setuptools that builds the
+# project, included); then the project itself, built with that setuptools and without resolving anything.
+$(STAMP): $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Re-resolve pyproject.toml (runtime and dev) into the lock: pins with every file's hash, for Python 3.11 on
+# Linux, as CI runs. Without LOCK_FLAGS, pins that still fit are kept.
+lock: $(STAMP)
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) or sys.platform != "linux")' \
+		|| { echo "make lock: the lock is for Python 3.11 on Linux (make clean, then PYTHON=python3.11)" >&2; exit 1; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+		--all-build-deps --extra dev --strip-extras --no-emit-index-url --no-emit-find-links --newline lf \
+		$(LOCK_FLAGS) --output-file $(LOCK) pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m bot.demo
@@ -39,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sync_budget.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/schedule.py
+	$(BIN)/python bench/reliability.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

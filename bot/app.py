@@ -15,9 +15,12 @@ import httpx
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -35,6 +38,9 @@ from bot.store.engine import Store
 from bot.sync.policy import RetryPolicy
 from bot.visma import build_systems
 from bot.web import pages
+from bot.web.edge import SlackEdge
+from commands.delivery import Deliverer
+from commands.staff import StaffDirectory, gate
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +84,8 @@ def build_deps(
     )
 
 
-def build_bolt(deps: Deps) -> AsyncApp:
-    """The Bolt app with every flow registered, the deps middleware and the one error handler."""
+def build_bolt(deps: Deps, staff: StaffDirectory) -> AsyncApp:
+    """The Bolt app with every flow registered, the deps middleware, the staff gate and the one error handler."""
     # Bolt builds each request's client from this one plus the token `authorize` returns; a tokenless twin of
     # deps.slack keeps Bolt from warning that its token would be ignored.
     template = AsyncWebClient(base_url=deps.slack.base_url, retry_handlers=deps.slack.retry_handlers)
@@ -96,20 +102,41 @@ def build_bolt(deps: Deps) -> AsyncApp:
         context["deps"] = deps
         await next()
 
+    bolt.middleware(gate(staff))
+
     @bolt.error
-    async def tell_the_user(error: Exception, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def tell_the_user(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
+        # Only verified requests get here (the edge refuses the rest), and the answer goes back where the
+        # request came from (its response_url), never to a user id named in the body.
         reference = uuid.uuid4().hex[:8]
         log.error("listener failed (ref %s)", reference, exc_info=error)
-        user = context.user_id or (body.get("user") or {}).get("id")
-        if user:
-            await deps.slack.chat_postMessage(
-                channel=user,
-                text=f"Sorry — something went wrong on our side and nothing was changed. Reference {reference}.",
+        if body.get("response_url"):
+            await respond(
+                text=f"Sorry — something went wrong on our side. Reference {reference}.",
+                response_type="ephemeral",
+                replace_original=False,
             )
 
     for flow in FLOWS:
         flow.register(bolt)
     return bolt
+
+
+async def check_alert_channel(deps: Deps) -> bool:
+    """Say in one line, at start, when the bot cannot post in ALERT_CHANNEL (cards wait in the outbox)."""
+    channel = deps.settings.alert_channel
+    try:
+        info = await deps.slack.conversations_info(channel=channel)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        log.warning(
+            "cannot post in ALERT_CHANNEL %s (%s): check the channel ID, then /invite the bot there", channel, error
+        )
+        return False
+    if not info["channel"].get("is_member", False):
+        log.warning("the bot is not in ALERT_CHANNEL %s: type /invite @the bot's name in that channel", channel)
+        return False
+    return True
 
 
 def create_app(
@@ -122,8 +149,10 @@ def create_app(
 ) -> Starlette:
     """The ASGI app `serve` runs; tests and the demo build it with their own settings and clock."""
     deps = build_deps(settings, http=http, clock=clock)
-    bolt = build_bolt(deps)
+    staff = StaffDirectory(deps.slack, settings.staff_usergroup)
+    bolt = build_bolt(deps, staff)
     slack_handler = AsyncSlackRequestHandler(bolt)
+    deliverer = Deliverer(deps)
 
     async def slack_events(request: Request) -> Response:
         return await slack_handler.handle(request)
@@ -140,6 +169,12 @@ def create_app(
             await deps.store.migrate()
         # Runs that a crashed or killed process left behind are closed now; their companies resume.
         await sync_jobs.recover(deps)
+        await check_alert_channel(deps)
+        if settings.staff_usergroup is None:
+            log.warning("STAFF_USERGROUP is not set: every member of the workspace can add and act on companies")
+        await staff.warm()
+        # What the outbox holds (from before a restart, too) goes out from here on.
+        delivery = asyncio.create_task(deliverer.run(), name="outbox")
         scheduler = build_scheduler(deps, every_seconds=scheduler_seconds or settings.sync_tick_seconds)
         scheduler.start()
         socket = None
@@ -167,10 +202,19 @@ def create_app(
             except TimeoutError:
                 log.warning("shutting down with background work still running; cancelling it")
                 await deps.background.cancel()
+            # Undelivered messages stay in the outbox for the next start.
+            deps.store.outbox_written.set()
+            try:
+                await asyncio.wait_for(delivery, timeout=SHUTDOWN_GRACE_SECONDS)
+            except TimeoutError:
+                delivery.cancel()
             await deps.close_http()
             await deps.store.close()
 
     app = Starlette(
+        # The edge comes first: a body size limit before anything parses, and Slack's signature checked (and
+        # replays dropped) before Bolt, so nothing from an unverified request reaches a listener or Slack.
+        middleware=[Middleware(SlackEdge, signing_secret=settings.slack_signing_secret.get_secret_value())],
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -181,4 +225,6 @@ def create_app(
     )
     app.state.deps = deps
     app.state.bolt = bolt
+    app.state.deliverer = deliverer
+    app.state.staff = staff
     return app

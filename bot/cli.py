@@ -1,4 +1,4 @@
-"""`onboarding-bot`: serve the bot, run the simulators, or migrate the database."""
+"""`onboarding-bot`: serve the bot, run the simulators, migrate the database, or re-encrypt its secrets."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import sys
 import uvicorn
 
 from bot import logs
-from bot.settings import SettingsError, load_settings
-from bot.store.engine import migrate
+from bot.crypto import Vault
+from bot.settings import Settings, SettingsError, load_settings
+from bot.store.engine import Store, migrate
+from bot.store.rekey import UNDECRYPTABLE, rotate_keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     simulate = sub.add_parser("simulate", help="run the Visma and Slack simulators on loopback")
     simulate.add_argument("--port", type=int, default=8790)
     sub.add_parser("migrate", help="bring the database schema up to date (serve does this by itself)")
+    sub.add_parser(
+        "rotate-key",
+        help="re-encrypt the stored secrets with the first ENCRYPTION_KEY key, so that the others can be removed",
+    )
     args = parser.parse_args(argv)
     logs.configure()
 
@@ -40,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         migrate(settings.database_url)
         logging.getLogger(__name__).info("database is up to date")
         return 0
+    if args.command == "rotate-key":
+        return asyncio.run(_rotate_key(settings))
     from bot.app import create_app
 
     config = uvicorn.Config(
@@ -52,6 +60,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     uvicorn.Server(config).run()
     return 0
+
+
+async def _rotate_key(settings: Settings) -> int:
+    store = Store(settings.database_url)
+    try:
+        counts = await rotate_keys(store, Vault(settings.encryption_key.get_secret_value()))
+    finally:
+        await store.close()
+    undecryptable = counts.pop(UNDECRYPTABLE)
+    print(
+        f"re-encrypted {_secrets(sum(counts.values()))} with the first ENCRYPTION_KEY key; the other keys can be "
+        "removed once every process runs with the new setting"
+    )
+    if undecryptable:
+        print(
+            f"onboarding-bot: left {_secrets(undecryptable)} unchanged that none of the ENCRYPTION_KEY keys opens: "
+            "add the key they were sealed with and run rotate-key again, or reconnect those companies",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _secrets(count: int) -> str:
+    return f"{count} secret" if count == 1 else f"{count} secrets"
 
 
 if __name__ == "__main__":

@@ -1,14 +1,13 @@
 """The approver's side: the approval page's "Continue to Visma", the OAuth callback, and the real check.
 
 The check is the point of the whole flow: Visma can silently connect a user's *default company*, so the
-callback reads the connected company's settings through its system module and compares organisation numbers
-before anything is kept.
+callback reads the connected company's settings through its system module and compares country and
+organisation number before anything is kept.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,19 +15,16 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import notify
 from bot.domain import problems
-from bot.domain.orgnumber import display
+from bot.domain.orgnumber import display, same_company
 from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, Country
 from bot.runtime import Deps
-from bot.services import approvals, companies
+from bot.services import approvals, companies, outbox
 from bot.services.approvals import LinkProblem, LinkRefused
-from bot.slack_format import escape
+from bot.services.outbox import Note
 from bot.store.models import ApprovalRequest, Company
 from bot.sync.engine import sync_company
-from bot.visma.base import Api, OAuthError, System, VismaError
-from commands.approval.views import dm_approved_blocks, dm_declined_blocks
-from commands.card.views import note_blocks
+from bot.visma.base import Api, OAuthError, Profile, System, VismaError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +76,8 @@ class ConsentResult:
 
 
 async def begin(deps: Deps, *, token: str) -> str:
-    """Start consent for a link: returns the identity server's authorize URL (raises LinkRefused)."""
+    """Start consent for a link: returns the identity server's authorize URL (raises LinkRefused). Each call is
+    an attempt of its own, so a second tab or a second try does not break a sign-in already under way."""
     async with deps.store.session() as session:
         request = await approvals.by_token(session, token=token, now=deps.clock())
         company = await companies.get(session, company_id=request.company_id)
@@ -92,11 +89,14 @@ async def begin(deps: Deps, *, token: str) -> str:
 
 
 async def decline(deps: Deps, *, token: str) -> ConsentResult:
-    """The approver says the request is not for them: the link stops working and staff are told."""
+    """The approver confirmed the request is not for them: the link stops working and staff are told."""
     async with deps.store.session() as session:
         request = await approvals.by_token(session, token=token, now=deps.clock())
         company = await companies.get(session, company_id=request.company_id)
-        await _decline(deps, session, request=request, company=company, actor=request.approver_email or "approver")
+        if not await _decline(
+            deps, session, request=request, company=company, actor=request.approver_email or "approver"
+        ):
+            approvals.check_usable(request, deps.clock())  # says why (used, superseded…)
         await session.commit()
     return ConsentResult(
         Outcome.REFUSED,
@@ -107,55 +107,49 @@ async def decline(deps: Deps, *, token: str) -> ConsentResult:
 
 
 async def decline_by_request(deps: Deps, *, request_id: int, actor: str) -> Company | None:
-    """Decline from the DM's button; returns the company, or None when the request is no longer pending."""
+    """Decline from the DM's button (only its approver may); None when the request is no longer pending."""
     async with deps.store.session() as session:
         request = await session.get(ApprovalRequest, request_id)
-        if request is None or request.status != ApprovalStatus.PENDING:
+        if request is None or request.status != ApprovalStatus.PENDING or request.approver_user_id != actor:
             return None
         company = await companies.get(session, company_id=request.company_id)
-        await _decline(deps, session, request=request, company=company, actor=actor)
+        declined = await _decline(deps, session, request=request, company=company, actor=actor)
         await session.commit()
-        return company
+        return company if declined else None
 
 
 async def _decline(
     deps: Deps, session: AsyncSession, *, request: ApprovalRequest, company: Company, actor: str
-) -> None:
-    await approvals.decline(session, request=request, actor=actor, now=deps.clock())
-    await notify.edit_dm(
-        deps,
-        request=request,
-        blocks=dm_declined_blocks(company_name=company.name, requester_name=request.requested_by_name),
-        text=f"You declined connecting {company.name}",
-    )
-    await notify.thread(
-        deps,
-        company=company,
-        blocks=note_blocks(
-            f"⛔ The approver declined the request (<@{request.requested_by}>: "
-            "check who should approve, then *Resend link*)."
-        ),
-        text=f"{company.name}: the approver declined",
-    )
+) -> bool:
+    now = deps.clock()
+    if not await approvals.decline(session, request=request, actor=actor, now=now):
+        return False
+    await outbox.approval_changed(session, request=request, now=now)
+    await outbox.note(session, company=company, note=Note.DECLINED, now=now, requested_by=request.requested_by)
+    await outbox.card(session, company=company, now=now)
+    return True
 
 
 async def finish(deps: Deps, *, state: str | None, code: str | None, error: str | None) -> ConsentResult:
-    """Handle the OAuth callback: exchange the code, check the company, store the connection."""
+    """Handle the OAuth callback: use up the state, exchange the code, check the company, keep the connection.
+
+    The state is claimed by one conditional update (of concurrent callbacks one goes on), Visma is asked
+    outside any transaction, and the request is claimed again when the tokens are kept: a decline or a newer
+    link that arrived meanwhile wins, and the tokens are dropped.
+    """
     if not state:
         return ConsentResult(Outcome.REFUSED, link_problem=LinkProblem.BAD_STATE)
     now = deps.clock()
     async with deps.store.session() as session:
         try:
-            request = await approvals.by_state(session, state=state, now=now)
+            request, verifier_sealed = await approvals.claim_state(session, state=state, now=now)
         except LinkRefused as refused:
             return ConsentResult(Outcome.REFUSED, link_problem=refused.problem)
         company = await companies.get(session, company_id=request.company_id)
-        verifier = deps.vault.open(request.pkce_verifier_sealed or "")
-        # The state is single use: a replayed or double-clicked callback finds nothing from here on.
-        approvals.consume_state(session, request=request)
         await session.commit()
     if error or not code:
         return ConsentResult(Outcome.CANCELLED, company_name=company.name, detail=error or "no code")
+    verifier = deps.vault.open(verifier_sealed)
     system = deps.system_for(company.system)
     try:
         tokens = await system.exchange_code(
@@ -168,49 +162,24 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
         log.warning("consent for company %s failed at Visma: %s", company.id, exc)
         return ConsentResult(Outcome.VISMA_ERROR, company_name=company.name, detail=str(exc))
     country = Country(company.country)
-    got_number = _digits(settings.org_number or "")
+    right = same_company(country, company.org_number, got_country=settings.country, got_number=settings.org_number)
     async with deps.store.session() as session:
         company = await companies.get(session, company_id=request.company_id)
         request = await session.get(ApprovalRequest, request.id) or request
-        if got_number != _digits(company.org_number):
-            problem = problems.wrong_company(
-                asked_for=company.name,
-                got_name=settings.name,
-                got_number=_shown(country, got_number),
+        try:
+            if right:
+                await approvals.complete(session, request=request, now=now)
+            else:
+                approvals.check_usable(request, now)
+        except LinkRefused as refused:
+            log.info(
+                "consent for company %s arrived after its link was %s; tokens dropped", company.id, refused.problem
             )
-            companies.transition(
-                session,
-                company=company,
-                to=CompanyState.PERMISSION_ERROR,
-                actor=approver,
-                now=now,
-                reason=f"{escape(settings.name)} was connected instead",
-            )
-            companies.audit(
-                session,
-                actor=approver,
-                company=company,
-                action="approval.wrong_company",
-                at=now,
-                detail={"got_org_number": got_number, "got_name": settings.name},
-            )
-            await notify.refresh_card(deps, session, company=company)
-            await notify.alert(deps, session, company=company, problem=problem)
-            # The link stays usable: the result page's button starts a fresh consent for the same request.
-            retry_state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=now)
+            return ConsentResult(Outcome.REFUSED, company_name=company.name, link_problem=refused.problem)
+        if not right:
+            result = await _wrong_company(deps, session, company=company, request=request, got=settings, by=approver)
             await session.commit()
-            return ConsentResult(
-                Outcome.WRONG_COMPANY,
-                company_name=company.name,
-                org_number=display(country, company.org_number),
-                got_name=settings.name,
-                got_number=_shown(country, got_number),
-                retry_url=system.authorize_url(
-                    state=retry_state,
-                    challenge=pkce.challenge,
-                    redirect_uri=deps.settings.url(callback_path(company.system)),
-                ),
-            )
+            return result
         await approvals.save_connection(
             session,
             company=company,
@@ -220,32 +189,13 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
             connected_by=approver,
             now=now,
         )
-        approvals.complete(session, request=request, actor=approver, now=now)
         companies.transition(session, company=company, to=CompanyState.CONNECTED, actor=approver, now=now)
-        await notify.resolve_alert(
-            deps,
-            session,
-            company=company,
-            how=f"approved again by {escape(approver)}, and the right company came back.",
-        )
+        await outbox.resolve_alert(session, company=company, how="approved_again", now=now, approver=approver)
         company.next_sync_at = now
-        await notify.refresh_card(deps, session, company=company)
-        await notify.thread(
-            deps,
-            company=company,
-            blocks=note_blocks(
-                f"✅ Approved in Visma by {escape(approver)}; the company that "
-                "came back is the one asked for. First sync starting."
-            ),
-            text=f"{company.name} connected",
-        )
+        await outbox.note(session, company=company, note=Note.CONNECTED, now=now, approver=approver)
+        await outbox.card(session, company=company, now=now)
+        await outbox.approval_changed(session, request=request, now=now)
         await session.commit()
-    await notify.edit_dm(
-        deps,
-        request=request,
-        blocks=dm_approved_blocks(company_name=company.name, at=now),
-        text=f"{company.name} approved — thank you",
-    )
     assert company.id is not None
     deps.background.spawn(
         sync_company(deps, company_id=company.id, actor="first sync"), name=f"first-sync-{company.id}"
@@ -258,8 +208,48 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
     )
 
 
-def _digits(value: str) -> str:
-    return re.sub(r"\D", "", value)
+async def _wrong_company(
+    deps: Deps, session: AsyncSession, *, company: Company, request: ApprovalRequest, got: Profile, by: str
+) -> ConsentResult:
+    """Visma connected another company (the default-company pitfall): nothing is kept, the team is told, and
+    the result page offers a fresh attempt of the same link."""
+    now = deps.clock()
+    country = Country(company.country)
+    got_number = got.org_number or ""
+    shown = _shown(country, got_number)
+    problem = problems.wrong_company(asked_for=company.name, got_name=got.name, got_number=shown)
+    companies.transition(
+        session,
+        company=company,
+        to=CompanyState.PERMISSION_ERROR,
+        actor=by,
+        now=now,
+        reason=f"{got.name} was connected instead",
+    )
+    companies.audit(
+        session,
+        actor=by,
+        company=company,
+        action="approval.wrong_company",
+        at=now,
+        detail={"got_org_number": got_number, "got_country": got.country, "got_name": got.name},
+    )
+    await outbox.alert(session, company=company, problem=problem, now=now)
+    await outbox.card(session, company=company, now=now)
+    retry_state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=now)
+    system = deps.system_for(company.system)
+    return ConsentResult(
+        Outcome.WRONG_COMPANY,
+        company_name=company.name,
+        org_number=display(country, company.org_number),
+        got_name=got.name,
+        got_number=shown,
+        retry_url=system.authorize_url(
+            state=retry_state,
+            challenge=pkce.challenge,
+            redirect_uri=deps.settings.url(callback_path(company.system)),
+        ),
+    )
 
 
 def _shown(country: Country, number: str) -> str:

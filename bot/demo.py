@@ -64,7 +64,7 @@ class Demo:
         self.names = {user.id: user.real_name for user in self.world.users.values()}
 
     async def wait_idle(self) -> None:
-        await self.stack.deps.background.drain()
+        await self.stack.settle()
 
     def card(self) -> dict[str, Any]:
         messages = [m for m in self.world.current_messages(ALERT_CHANNEL) if not m.get("thread_ts")]
@@ -299,11 +299,14 @@ async def main() -> int:
     logs.configure(logging.ERROR)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        # Retries in tens of milliseconds instead of seconds, so the story does not sit out Visma's backoff.
+        # Retries in tens of milliseconds instead of seconds, so the story does not sit out Visma's backoff
+        # or Slack's pace.
         quick: dict[str, Any] = {
             "visma_retry_initial_seconds": 0.05,
             "visma_retry_max_seconds": 0.2,
             "visma_timeout_seconds": 5,
+            # Slack's one message a second per channel, at a tenth of it.
+            "slack_post_interval_seconds": 0.1,
         }
         async with running_stack(database_url=f"sqlite:///{tmp}/demo.db", **quick) as stack:
             demo = Demo(stack)

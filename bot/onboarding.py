@@ -1,50 +1,39 @@
-"""Sending approval links: a new link, the approver's DM, and the card; used by the modal and the buttons."""
+"""Sending approval links and the company changes around them; used by the modal and the card's buttons.
+
+Everything here is one transaction with the outbox: the new link, the approver's DM, the card and the
+requester's confirmation are recorded together and delivered after the commit, so a Slack failure can
+delay them but never leave a company without its link or its card.
+"""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-
-from slack_sdk.errors import SlackApiError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import notify
-from bot.domain.types import AccountingSystem, CompanyState, Country
+from bot.domain.types import CompanyState
 from bot.runtime import Deps
-from bot.services import approvals, companies
-from bot.store.models import Company
-from commands.approval.views import ApprovalAsk, dm_blocks, dm_text
-
-log = logging.getLogger(__name__)
+from bot.services import approvals, companies, outbox
+from bot.store.models import ApprovalRequest, Company
 
 
-@dataclass(frozen=True, slots=True)
-class LinkSent:
-    """Where the link went: by DM to the approver, or back to the requester to forward."""
-
-    link: str
-    dm_sent: bool
-
-
-async def requester_name(deps: Deps, user_id: str) -> str:
-    """A Slack user's real name, for pages and DMs ("Kari Nordmann")."""
-    response = await deps.slack.users_info(user=user_id)
-    profile = response["user"].get("profile", {})
-    return str(profile.get("real_name") or response["user"].get("real_name") or response["user"]["name"])
-
-
-async def send_link(deps: Deps, session: AsyncSession, *, company: Company, actor: str) -> LinkSent:
-    """Issue a new approval link, DM it to the approver when they are in Slack, and update the card."""
+async def send_link(
+    deps: Deps, session: AsyncSession, *, company: Company, actor: str, reply_in: str
+) -> ApprovalRequest:
+    """Issue a new approval link (earlier ones stop working), DM it to the approver when they are in Slack,
+    update the card, and confirm to `actor` in the conversation `reply_in` (with the link to forward when
+    the DM cannot be delivered). The caller commits."""
     now = deps.clock()
-    name = await requester_name(deps, actor)
     issued = await approvals.issue(
         session,
         company=company,
         requested_by=actor,
-        requested_by_name=name,
+        requested_by_name="",  # filled in from Slack when the DM is delivered
         now=now,
         valid_for=deps.settings.approval_link_timedelta,
     )
+    for old_id in issued.superseded:
+        old = await session.get(ApprovalRequest, old_id)
+        if old is not None:
+            await outbox.approval_changed(session, request=old, now=now)
     if CompanyState(company.state) is not CompanyState.AWAITING_APPROVAL:
         companies.transition(
             session,
@@ -54,34 +43,36 @@ async def send_link(deps: Deps, session: AsyncSession, *, company: Company, acto
             now=now,
             reason="new approval link sent",
         )
-        notify.clear_alert(company)
-    link = deps.settings.url(f"approve/{issued.token}")
-    dm_sent = False
+        await outbox.resolve_alert(session, company=company, how="new_link", now=now)
+    sealed = deps.vault.seal(deps.settings.url(f"approve/{issued.token}"))
+    dm = None
     if company.approver_user_id:
-        assert issued.request.id is not None
-        ask = ApprovalAsk(
-            request_id=issued.request.id,
-            requester_name=name,
-            firm_name=deps.settings.firm_name,
-            company_name=company.name,
-            org_number=company.org_number,
-            country=Country(company.country),
-            system=AccountingSystem(company.system),
-            link=link,
-            expires_at=issued.request.expires_at,
-        )
-        try:
-            opened = await deps.slack.conversations_open(users=company.approver_user_id)
-            channel = str(opened["channel"]["id"])
-            posted = await deps.slack.chat_postMessage(channel=channel, blocks=dm_blocks(ask), text=dm_text(ask))
-        except SlackApiError as exc:
-            # The approver cannot be reached by DM (deactivated, a guest, DMs closed): the link still exists,
-            # so it goes back to the requester to forward rather than being lost.
-            log.warning("could not DM the approver of company %s: %s", company.id, exc.response.get("error"))
-        else:
-            issued.request.dm_channel = channel
-            issued.request.dm_ts = str(posted["ts"])
-            session.add(issued.request)
-            dm_sent = True
-    await notify.refresh_card(deps, session, company=company)
-    return LinkSent(link=link, dm_sent=dm_sent)
+        dm = await outbox.approval_dm(session, request=issued.request, link_sealed=sealed, now=now)
+    await outbox.card(session, company=company, now=now)
+    outbox.confirmation(
+        session,
+        company=company,
+        request=issued.request,
+        dm=dm,
+        channel=reply_in,
+        user=actor,
+        link_sealed=sealed,
+        now=now,
+    )
+    return issued.request
+
+
+async def cancel(deps: Deps, session: AsyncSession, *, company: Company, actor: str) -> None:
+    """Stop onboarding a company that was never connected: its links stop working, it is deactivated."""
+    now = deps.clock()
+    assert company.id is not None
+    for request_id in await approvals.supersede(session, company_id=company.id):
+        request = await session.get(ApprovalRequest, request_id)
+        if request is not None:
+            await outbox.approval_changed(session, request=request, now=now)
+    companies.transition(
+        session, company=company, to=CompanyState.DEACTIVATED, actor=actor, now=now, reason="cancelled before approval"
+    )
+    company.next_sync_at = None
+    await outbox.resolve_alert(session, company=company, how="cancelled", now=now)
+    await outbox.card(session, company=company, now=now)

@@ -52,6 +52,11 @@ class Background:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    @property
+    def busy(self) -> bool:
+        """Whether any background task is still running."""
+        return bool(self._tasks)
+
     async def drain(self) -> None:
         """Wait until no background task is running (tests, the demo, shutdown)."""
         while self._tasks:

@@ -18,7 +18,7 @@ from sqlmodel import col
 
 from bot.domain.types import SyncStatus
 from bot.runtime import Deps
-from bot.store.models import JobLease
+from bot.store.models import Company, JobLease
 from bot.sync import engine, report, runs
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,14 @@ CLAIM_HOLD = timedelta(minutes=15)
 
 async def recover(deps: Deps) -> list[int]:
     """Close runs whose lease ran out (at start-up and on every tick); their cards stop saying "syncing"."""
+    now = deps.clock()
     async with deps.store.session() as session:
-        companies = await runs.reap(session, now=deps.clock())
+        companies = await runs.reap(session, now=now)
+        for company_id in companies:
+            company = await session.get(Company, company_id)
+            if company is not None:
+                await report.run_finished(session, company=company, outcome=SyncStatus.ABANDONED, problem=None, now=now)
         await session.commit()
-    for company_id in companies:
-        await report.run_finished(deps, company_id=company_id, outcome=SyncStatus.ABANDONED, problem=None)
     return companies
 
 

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./onboarding.db"
     public_url: AnyHttpUrl = AnyHttpUrl("http://localhost:3000")
     port: int = Field(default=3000, ge=1, le=65535)
+    # One Fernet key, or several separated by commas while keys are rotated: the first encrypts, every one
+    # decrypts, and `onboarding-bot rotate-key` re-encrypts what is stored so that the others can be removed.
     encryption_key: SecretStr
 
     eaccounting_client_id: str = Field(min_length=1)
@@ -37,6 +39,11 @@ class Settings(BaseSettings):
     business_nxt_api_url: AnyHttpUrl = AnyHttpUrl("https://business.visma.net/api/graphql")
 
     firm_name: str = "Our accounting firm"
+    # The Slack user group (S…) whose members are the firm's staff; unset lets every member act (see README).
+    staff_usergroup: str | None = None
+    # Slack takes about one message a second per channel; the outbox keeps to it and backs off to this at most.
+    slack_post_interval_seconds: float = Field(default=1.0, ge=0)
+    slack_retry_max_seconds: float = Field(default=300.0, gt=0)
     approval_link_days: int = Field(default=7, ge=1, le=60)
 
     # The sync schedule: a nightly run in each company's slot after this local hour, and every
@@ -70,6 +77,16 @@ class Settings(BaseSettings):
     def _channel_is_id(cls, value: str) -> str:
         if value[:1] not in {"C", "G"} or not value.isalnum():
             raise ValueError("must be a Slack channel ID such as C0123456789 (not a #name)")
+        return value
+
+    @field_validator("staff_usergroup")
+    @classmethod
+    def _usergroup_is_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith("S") or not value.isalnum():
+            raise ValueError("must be a Slack user group ID such as S0123456789 (not a @handle)")
         return value
 
     @field_validator("database_url")

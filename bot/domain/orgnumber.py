@@ -57,3 +57,17 @@ def display(country: Country, compact: str) -> str:
     module = _MODULES[country]
     # Danish CVR numbers are written as plain digits; stdnum has no formatter for them.
     return str(module.format(compact)) if hasattr(module, "format") else compact
+
+
+def same_company(country: Country, compact: str, *, got_country: str | None, got_number: str | None) -> bool:
+    """Whether what Visma reports (country code, organisation number as typed there) is this company.
+
+    Digits alone are not enough: a Danish CVR can equal a Finnish business id (10000602 / 1000060-2).
+    The country must match when Visma names one, and the number must be valid for that country.
+    """
+    if got_country and got_country.strip().upper() != country.value:
+        return False
+    try:
+        return normalise(country, got_number or "") == compact
+    except InvalidOrgNumber:
+        return False

@@ -6,8 +6,10 @@ what happened, who can fix it and how, and which button moves things on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Fix(StrEnum):
@@ -38,7 +40,11 @@ class ProblemKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A classified problem: what happened, who can fix it, the steps, and the fixing action."""
+    """A classified problem: what happened, who can fix it, the steps, and the fixing action.
+
+    `what`, `who` and `steps` are mrkdwn templates written here; names that come from a person or from Visma
+    stay in `values` and are put in by the renderer (escaped for Slack, plain for logs), never pasted in.
+    """
 
     kind: ProblemKind
     what: str
@@ -46,6 +52,41 @@ class Problem:
     steps: tuple[str, ...]
     fix: Fix
     code: str
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    def plain(self, template: str) -> str:
+        """A template with its values put in as they are and the emphasis dropped (logs, state reasons)."""
+        return template.replace("*", "").format_map(dict(self.values))
+
+    @property
+    def summary(self) -> str:
+        """What happened, as plain text."""
+        return self.plain(self.what)
+
+    def facts(self) -> dict[str, Any]:
+        """The problem as plain JSON (an alert in the outbox keeps it to render and re-render)."""
+        return {
+            "kind": self.kind.value,
+            "what": self.what,
+            "who": self.who,
+            "steps": list(self.steps),
+            "fix": self.fix.value,
+            "code": self.code,
+            "values": dict(self.values),
+        }
+
+    @classmethod
+    def from_facts(cls, facts: Mapping[str, Any]) -> Problem:
+        """The problem back from `facts()`."""
+        return cls(
+            kind=ProblemKind(facts["kind"]),
+            what=str(facts["what"]),
+            who=str(facts["who"]),
+            steps=tuple(str(step) for step in facts["steps"]),
+            fix=Fix(facts["fix"]),
+            code=str(facts["code"]),
+            values={str(k): str(v) for k, v in dict(facts.get("values") or {}).items()},
+        )
 
     @property
     def is_permission(self) -> bool:
@@ -144,7 +185,7 @@ def from_eaccounting(*, status: int, error_code: int | None, company: str) -> Pr
     """Classify an eAccounting API error answer."""
     if error_code in _EACCOUNTING:
         kind, what, who, steps, fix = _EACCOUNTING[error_code]
-        return Problem(kind, what, who.format(company=company), steps, fix, f"eAccounting {error_code}")
+        return Problem(kind, what, who, steps, fix, f"eAccounting {error_code}", {"company": company})
     if status == 401:
         return consent_revoked(company=company, code="eAccounting 401")
     if status == 429 or error_code == 4010:
@@ -180,10 +221,11 @@ def consent_revoked(*, company: str, code: str = "invalid_grant") -> Problem:
     return Problem(
         ProblemKind.CONSENT_REVOKED,
         "our access was withdrawn in Visma or has expired",
-        _FULL.format(company=company),
+        _FULL,
         ("Press *Send new approval link* and approve the connection again.",),
         Fix.NEW_LINK,
         code,
+        {"company": company},
     )
 
 
@@ -191,7 +233,7 @@ def wrong_company(*, asked_for: str, got_name: str, got_number: str) -> Problem:
     """The approver connected another company than the one asked for (the default-company pitfall)."""
     return Problem(
         ProblemKind.WRONG_COMPANY,
-        f"the approver connected *{got_name}* ({got_number}) instead of *{asked_for}*. Visma picks the "
+        "the approver connected *{got_name}* ({got_number}) instead of *{asked_for}*. Visma picks the "
         "user's *default company* without asking",
         "the approver",
         (
@@ -201,4 +243,5 @@ def wrong_company(*, asked_for: str, got_name: str, got_number: str) -> Problem:
         ),
         Fix.NEW_LINK,
         "wrong company",
+        {"got_name": got_name, "got_number": got_number, "asked_for": asked_for},
     )

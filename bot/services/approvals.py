@@ -1,7 +1,8 @@
 """Approval links and the OAuth round trip behind them. Knows nothing of Slack.
 
 A link carries a random token; only its SHA-256 is stored, so a database leak gives no usable links. A link
-expires, and is used up when a connection is made through it. The OAuth `state` is stored the same way.
+expires, and is used up when a connection is made through it. Each OAuth `state` is stored the same way,
+one row per "Continue to Visma", and used once.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.crypto import Vault, new_link_token, token_hash
 from bot.domain.types import ApprovalStatus
 from bot.services.companies import audit
-from bot.store.models import ApprovalRequest, Company, Connection
+from bot.store.models import ApprovalRequest, Company, Connection, OAuthAttempt
 from bot.visma.base import Pkce, TokenSet
 
 # The approver has this long between "Continue to Visma" and coming back.
@@ -49,6 +51,7 @@ class IssuedLink:
 
     request: ApprovalRequest
     token: str
+    superseded: list[int]
 
 
 async def issue(
@@ -61,12 +64,7 @@ async def issue(
     valid_for: timedelta,
 ) -> IssuedLink:
     """Create a new approval link for the company; earlier pending links stop working."""
-    pending = select(ApprovalRequest).where(
-        ApprovalRequest.company_id == company.id, ApprovalRequest.status == ApprovalStatus.PENDING
-    )
-    for old in (await session.exec(pending)).all():
-        old.status = ApprovalStatus.SUPERSEDED
-        session.add(old)
+    superseded = await supersede(session, company_id=company.id)
     token = new_link_token()
     assert company.id is not None
     request = ApprovalRequest(
@@ -89,7 +87,23 @@ async def issue(
         at=now,
         detail={"request_id": request.id, "expires_at": request.expires_at.isoformat()},
     )
-    return IssuedLink(request, token)
+    return IssuedLink(request, token, superseded)
+
+
+async def supersede(session: AsyncSession, *, company_id: int | None) -> list[int]:
+    """Stop the company's pending links (a newer one, or the company was cancelled); returns their ids."""
+    pending = select(ApprovalRequest.id).where(
+        ApprovalRequest.company_id == company_id, ApprovalRequest.status == ApprovalStatus.PENDING
+    )
+    ids = [int(i) for i in (await session.exec(pending)).all() if i is not None]
+    if ids:
+        # Conditional: a link completed or declined meanwhile keeps what it became.
+        await session.exec(
+            update(ApprovalRequest)
+            .where(col(ApprovalRequest.id).in_(ids), col(ApprovalRequest.status) == ApprovalStatus.PENDING)
+            .values(status=ApprovalStatus.SUPERSEDED)
+        )
+    return ids
 
 
 async def by_token(session: AsyncSession, *, token: str, now: datetime) -> ApprovalRequest:
@@ -98,11 +112,12 @@ async def by_token(session: AsyncSession, *, token: str, now: datetime) -> Appro
     request = (await session.exec(query)).first()
     if request is None:
         raise LinkRefused(LinkProblem.UNKNOWN)
-    _check_usable(request, now)
+    check_usable(request, now)
     return request
 
 
-def _check_usable(request: ApprovalRequest, now: datetime) -> None:
+def check_usable(request: ApprovalRequest, now: datetime) -> None:
+    """Raise LinkRefused unless the request is pending and unexpired."""
     status = ApprovalStatus(request.status)
     if status is ApprovalStatus.COMPLETED:
         raise LinkRefused(LinkProblem.USED, request)
@@ -117,47 +132,71 @@ def _check_usable(request: ApprovalRequest, now: datetime) -> None:
 async def start_oauth(
     session: AsyncSession, *, request: ApprovalRequest, vault: Vault, now: datetime
 ) -> tuple[str, Pkce]:
-    """Begin the consent round trip: a fresh state and PKCE pair; only the state's hash is stored."""
+    """Begin one consent round trip: a fresh state and PKCE pair. Earlier attempts of the same link stay valid
+    (the approver may have two tabs, or come back after a wrong company) until one of them completes."""
+    assert request.id is not None
     state = new_link_token()
     pkce = Pkce.new()
-    request.oauth_state_hash = token_hash(state)
-    request.pkce_verifier_sealed = vault.seal(pkce.verifier)
-    request.oauth_started_at = now
-    session.add(request)
+    session.add(
+        OAuthAttempt(
+            request_id=request.id,
+            state_hash=token_hash(state),
+            verifier_sealed=vault.seal(pkce.verifier),
+            started_at=now,
+        )
+    )
     return state, pkce
 
 
-async def by_state(session: AsyncSession, *, state: str, now: datetime) -> ApprovalRequest:
-    """The request an OAuth callback belongs to; refuses unknown, stale or already used states."""
-    query = select(ApprovalRequest).where(ApprovalRequest.oauth_state_hash == token_hash(state))
-    request = (await session.exec(query)).first()
-    if request is None or request.oauth_started_at is None:
+async def claim_state(session: AsyncSession, *, state: str, now: datetime) -> tuple[ApprovalRequest, str]:
+    """Use up an OAuth state: returns its request and sealed PKCE verifier. One conditional update decides,
+    so of several callbacks with the same state exactly one gets here; the others are refused."""
+    attempt = (await session.exec(select(OAuthAttempt).where(OAuthAttempt.state_hash == token_hash(state)))).first()
+    if attempt is None or attempt.used_at is not None or attempt.verifier_sealed is None:
         raise LinkRefused(LinkProblem.BAD_STATE)
-    if request.oauth_started_at + OAUTH_WINDOW <= now:
+    request = await session.get(ApprovalRequest, attempt.request_id)
+    if request is None or attempt.started_at + OAUTH_WINDOW <= now:
         raise LinkRefused(LinkProblem.BAD_STATE, request)
-    _check_usable(request, now)
-    return request
+    check_usable(request, now)
+    verifier = attempt.verifier_sealed
+    claimed = await session.exec(
+        update(OAuthAttempt)
+        .where(col(OAuthAttempt.id) == attempt.id, col(OAuthAttempt.used_at).is_(None))
+        .values(used_at=now, state_hash=None, verifier_sealed=None)
+    )
+    if claimed.rowcount != 1:
+        raise LinkRefused(LinkProblem.BAD_STATE, request)
+    return request, verifier
 
 
-def consume_state(session: AsyncSession, *, request: ApprovalRequest) -> None:
-    """Make the OAuth state single use: a replayed callback finds nothing."""
-    request.oauth_state_hash = None
-    request.pkce_verifier_sealed = None
-    session.add(request)
+async def complete(session: AsyncSession, *, request: ApprovalRequest, now: datetime) -> None:
+    """Mark the link used, only if it is still pending and unexpired; raises LinkRefused saying why not (a
+    decline or a newer link that arrived while the approver was at Visma wins)."""
+    done = await session.exec(
+        update(ApprovalRequest)
+        .where(
+            col(ApprovalRequest.id) == request.id,
+            col(ApprovalRequest.status) == ApprovalStatus.PENDING,
+            col(ApprovalRequest.expires_at) > now,
+        )
+        .values(status=ApprovalStatus.COMPLETED, used_at=now)
+    )
+    current = await session.get(ApprovalRequest, request.id, populate_existing=True)
+    if done.rowcount != 1:
+        check_usable(current or request, now)
+        raise LinkRefused(LinkProblem.USED, current or request)
 
 
-def complete(session: AsyncSession, *, request: ApprovalRequest, actor: str, now: datetime) -> None:
-    """Mark the link used: a connection was made through it."""
-    request.status = ApprovalStatus.COMPLETED
-    request.used_at = now
-    session.add(request)
-
-
-async def decline(session: AsyncSession, *, request: ApprovalRequest, actor: str, now: datetime) -> None:
-    """The approver said it is not for them; the link stops working."""
-    request.status = ApprovalStatus.DECLINED
-    request.used_at = now
-    session.add(request)
+async def decline(session: AsyncSession, *, request: ApprovalRequest, actor: str, now: datetime) -> bool:
+    """The approver said it is not for them; the link stops working. False when it was no longer pending."""
+    done = await session.exec(
+        update(ApprovalRequest)
+        .where(col(ApprovalRequest.id) == request.id, col(ApprovalRequest.status) == ApprovalStatus.PENDING)
+        .values(status=ApprovalStatus.DECLINED, used_at=now)
+    )
+    await session.get(ApprovalRequest, request.id, populate_existing=True)
+    if done.rowcount != 1:
+        return False
     company = await session.get(Company, request.company_id)
     audit(
         session,
@@ -167,6 +206,7 @@ async def decline(session: AsyncSession, *, request: ApprovalRequest, actor: str
         at=now,
         detail={"request_id": request.id},
     )
+    return True
 
 
 async def latest(session: AsyncSession, *, company_id: int) -> ApprovalRequest | None:

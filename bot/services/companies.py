@@ -152,6 +152,23 @@ def transition(
     return True
 
 
+def change_approver(
+    session: AsyncSession, *, company: Company, user_id: str | None, email: str | None, actor: str, now: datetime
+) -> None:
+    """Someone else approves at the client (a person in Slack, or an e-mail); recorded."""
+    before = {"user": company.approver_user_id, "email": company.approver_email}
+    company.approver_user_id, company.approver_email = user_id, email
+    session.add(company)
+    audit(
+        session,
+        actor=actor,
+        company=company,
+        action="company.approver_changed",
+        at=now,
+        detail={"from": before, "to": {"user": user_id, "email": email}},
+    )
+
+
 def audit(
     session: AsyncSession,
     *,

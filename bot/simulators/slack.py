@@ -1,7 +1,9 @@
 """A fake of the Slack Web API that answers like Slack and records every call.
 
 A real `AsyncWebClient(base_url=".../slack/api/")` talks to it unchanged. Failures are switches: an
-`ok: false` error for a method, HTTP 429 with Retry-After, or a delay on every answer.
+`ok: false` error for a method, HTTP 429 with Retry-After, a delay on every answer, or a flaky Slack that fails a
+fraction of all calls in the ways Slack does (429, a 500 that is not JSON, `internal_error`, `fatal_error`).
+The workspace has channels the bot is or is not a member of, a guest, and one user group of the firm's staff.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +26,8 @@ from starlette.routing import Route
 
 TEAM_ID = "T0FJORD"
 BOT_USER = "U0BOT"
+STAFF_GROUP = "S0STAFF"
+ALERT_CHANNEL = "C0ALERTS"
 
 
 @dataclass
@@ -34,6 +39,7 @@ class SlackUser:
     real_name: str
     email: str
     tz: str = "Europe/Oslo"
+    is_restricted: bool = False
 
     def as_api(self) -> dict[str, Any]:
         """The user object as users.info returns it."""
@@ -45,6 +51,8 @@ class SlackUser:
             "tz": self.tz,
             "is_bot": False,
             "deleted": False,
+            "is_restricted": self.is_restricted,
+            "is_ultra_restricted": False,
             "profile": {"real_name": self.real_name, "display_name": self.name, "email": self.email},
         }
 
@@ -57,6 +65,7 @@ class Call:
     args: dict[str, Any]
     time: float
     response: dict[str, Any] = field(default_factory=dict)
+    status: int = 200
 
 
 @dataclass
@@ -67,6 +76,9 @@ class SlackSwitches:
     fail: dict[str, str] = field(default_factory=dict)
     rate_limit: dict[str, int] = field(default_factory=dict)
     rate_limit_times: int = 1
+    # This fraction (0..1) of all calls but auth.test fail, picked by a generator seeded with flaky_seed.
+    flaky: float = 0.0
+    flaky_seed: int = 0
 
 
 class SlackError(Exception):
@@ -89,9 +101,15 @@ class SlackWorld:
             SlackUser("U0KARI", "kari", "Kari Nordmann", "kari@fjordbris.no"),
             SlackUser("U0OLA", "ola", "Ola Nordmann", "ola@nordlysbakeri.no"),
             SlackUser("U0PER", "per", "Per Hansen", "per@fjordbris.no"),
+            SlackUser("U0GUEST", "gro", "Gro Gjest", "gro@klient.no", is_restricted=True),
         ):
             self.add_user(user)
-        self.channels: set[str] = {"C0ALERTS"}
+        self.channels: set[str] = {ALERT_CHANNEL}
+        # Channels the bot has been invited to; it can post only there (and in its DMs).
+        self.bot_channels: set[str] = set(self.channels)
+        # Members of a channel; a channel not listed here has every member of the workspace.
+        self.channel_members: dict[str, set[str]] = {}
+        self.usergroups: dict[str, list[str]] = {STAFF_GROUP: ["U0KARI", "U0PER"]}
         self.messages: dict[str, dict[str, dict[str, Any]]] = {}
         self.views: dict[str, dict[str, Any]] = {}
         self.home: dict[str, dict[str, Any]] = {}
@@ -99,10 +117,39 @@ class SlackWorld:
         self.expired_triggers: set[str] = set()
         self._ts = itertools.count(1)
         self._limited: dict[str, int] = {}
+        self._flaky: tuple[int, random.Random] | None = None
 
     def add_user(self, user: SlackUser) -> None:
         """Add a member."""
         self.users[user.id] = user
+
+    def add_channel(self, channel_id: str, *, bot_member: bool = True, members: set[str] | None = None) -> None:
+        """Add a channel, with or without the bot in it (members: who else is in it; default everyone)."""
+        self.channels.add(channel_id)
+        if bot_member:
+            self.bot_channels.add(channel_id)
+        else:
+            self.bot_channels.discard(channel_id)
+        if members is not None:
+            self.channel_members[channel_id] = set(members)
+
+    def flaky_failure(self, method: str) -> tuple[int, dict[str, Any] | None] | None:
+        """Whether the flaky switch fails this call: (HTTP status, JSON body or None for a non-JSON page)."""
+        if method == "auth.test" or self.switches.flaky <= 0:
+            return None
+        if self._flaky is None or self._flaky[0] != self.switches.flaky_seed:
+            self._flaky = (self.switches.flaky_seed, random.Random(self.switches.flaky_seed))
+        rng = self._flaky[1]
+        if rng.random() >= self.switches.flaky:
+            return None
+        return rng.choice(
+            [
+                (429, {"ok": False, "error": "ratelimited"}),
+                (500, None),
+                (200, {"ok": False, "error": "internal_error"}),
+                (200, {"ok": False, "error": "fatal_error"}),
+            ]
+        )
 
     def dm_channel_for(self, user_id: str) -> str:
         """The DM channel id between the bot and a user."""
@@ -141,6 +188,19 @@ class SlackWorld:
         if channel in self.channels or (channel.startswith("D") and "U" + channel[1:] in self.users):
             return channel
         raise SlackError("channel_not_found")
+
+    def _postable(self, channel: str) -> str:
+        # Slack tells a channel the bot can see but is not in (not_in_channel) from one it cannot see at all.
+        resolved = self._channel(channel)
+        if resolved in self.channels and resolved not in self.bot_channels:
+            raise SlackError("not_in_channel")
+        return resolved
+
+    def _in_channel(self, user: str, channel: str) -> bool:
+        if channel.startswith("D"):
+            return user in self.users and channel == self.dm_channel_for(user)
+        members = self.channel_members.get(channel)
+        return user in self.users and (members is None or user in members)
 
     def _next_ts(self) -> str:
         return f"{1764000000 + next(self._ts)}.000100"
@@ -215,7 +275,7 @@ class SlackWorld:
         return {"view": {**self.home[user], "id": "VHOME" + user}}
 
     def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(str(args.get("channel", "")))
+        channel = self._postable(str(args.get("channel", "")))
         if not (args.get("text") or args.get("blocks")):
             raise SlackError("no_text")
         ts = self._next_ts()
@@ -234,7 +294,7 @@ class SlackWorld:
         return {"channel": channel, "ts": ts, "message": message}
 
     def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(str(args.get("channel", "")))
+        channel = self._postable(str(args.get("channel", "")))
         ts = str(args.get("ts", ""))
         message = self.messages.get(channel, {}).get(ts)
         if message is None:
@@ -249,8 +309,11 @@ class SlackWorld:
         return {"channel": channel, "ts": ts, "text": message["text"]}
 
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
-        self._channel(str(args.get("channel", "")))
-        if args.get("user") not in self.users:
+        # Where the bot is not a member Slack answers channel_not_found, not not_in_channel.
+        channel = self._channel(str(args.get("channel", "")))
+        if channel in self.channels and channel not in self.bot_channels:
+            raise SlackError("channel_not_found")
+        if not self._in_channel(str(args.get("user", "")), channel):
             raise SlackError("user_not_in_channel")
         return {"message_ts": self._next_ts()}
 
@@ -263,6 +326,18 @@ class SlackWorld:
             "channel": channel,
             "permalink": f"https://fjordbris.slack.test/archives/{channel}/p{ts.replace('.', '')}",
         }
+
+    def _m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        if channel not in self.channels:
+            raise SlackError("channel_not_found")
+        return {"channel": {"id": channel, "name": channel.lower(), "is_member": channel in self.bot_channels}}
+
+    def _m_usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        members = self.usergroups.get(str(args.get("usergroup", "")))
+        if members is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(members)}
 
     def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = [user for user in str(args.get("users", "")).split(",") if user]
@@ -323,6 +398,16 @@ def create_slack_app(world: SlackWorld) -> Starlette:
             return JSONResponse(
                 call.response, status_code=429, headers={"Retry-After": str(world.switches.rate_limit[method])}
             )
+        flaky = world.flaky_failure(method)
+        if flaky is not None:
+            # Nothing happens in the workspace: the call fails before Slack acts on it.
+            call.status, body = flaky
+            if body is None:
+                call.response = {"ok": False, "error": "http_500"}
+                return Response("<html><body>500 Internal Server Error</body></html>", 500, media_type="text/html")
+            call.response = body
+            headers = {"Retry-After": "1"} if call.status == 429 else None
+            return JSONResponse(body, status_code=call.status, headers=headers)
         if not token:
             call.response = {"ok": False, "error": "not_authed"}
         elif token not in world.tokens:

@@ -61,6 +61,10 @@ class Stack:
             self.slack_world.replace_view(str(view["id"]), body["view"])
         return body
 
+    async def settle(self) -> None:
+        """Wait for what the last request set in motion, and for the outbox to reach Slack."""
+        await self.app.state.deliverer.settle()
+
     @property
     def deps(self) -> Deps:
         """The running bot's collaborators (to wait for its background work)."""

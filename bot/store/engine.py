@@ -13,9 +13,12 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Set in a session's `info` by whoever writes outbox rows; the store wakes the deliverer when it commits.
+OUTBOX_WRITTEN = "outbox_written"
 
 
 def sync_url(database_url: str) -> str:
@@ -55,8 +58,20 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(async_url(database_url), pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # A session class of its own, so that the commit hook below sees this store's sessions only.
+        session_class = type("StoreSession", (Session,), {})
+        event.listen(session_class, "after_commit", self._after_commit)
+        event.listen(session_class, "after_rollback", lambda session: session.info.pop(OUTBOX_WRITTEN, None))
+        self._sessions = async_sessionmaker(
+            self.engine, class_=AsyncSession, sync_session_class=session_class, expire_on_commit=False
+        )
         self._write_lock = asyncio.Lock()
+        # Set after a commit that wrote outbox rows: the deliverer waits on it instead of polling hard.
+        self.outbox_written = asyncio.Event()
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(OUTBOX_WRITTEN, False):
+            self.outbox_written.set()
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold this around a large write transaction: SQLite has one write lock per database, and many

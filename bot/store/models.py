@@ -52,11 +52,6 @@ class Company(SQLModel, table=True):
     approver_email: str | None = None
     requested_by: str
     source_view_id: str | None = Field(default=None, unique=True)
-    card_channel: str | None = None
-    card_ts: str | None = None
-    alert_code: str | None = None
-    alert_ts: str | None = None
-    alert_count: int = 0
     created_at: datetime
     last_sync_at: datetime | None = None
     next_sync_at: datetime | None = Field(default=None, index=True)
@@ -85,11 +80,64 @@ class ApprovalRequest(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None = None
-    dm_channel: str | None = None
-    dm_ts: str | None = None
-    oauth_state_hash: str | None = Field(default=None, unique=True)
-    pkce_verifier_sealed: str | None = None
-    oauth_started_at: datetime | None = None
+
+
+class OAuthAttempt(SQLModel, table=True):
+    """One "Continue to Visma" of a link: several may be in flight until one of them completes."""
+
+    __tablename__ = "oauth_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="approval_request.id", index=True)
+    # Only the state's hash is stored; the PKCE verifier is sealed. Both are cleared when the attempt is used.
+    state_hash: str | None = Field(default=None, unique=True)
+    verifier_sealed: str | None = None
+    started_at: datetime
+    used_at: datetime | None = None
+
+
+class SlackMessage(SQLModel, table=True):
+    """The outbox: a Slack message the core asked for, written with the change it reports and delivered
+    after commit. The Slack side renders it from the current state when it delivers; `version` counts the
+    changes asked for and `delivered_version` the ones Slack has seen, so many changes make one edit."""
+
+    __tablename__ = "slack_message"
+    __table_args__ = (
+        # One status card per company.
+        Index(
+            "uq_slack_message_card",
+            "company_id",
+            unique=True,
+            sqlite_where=text("kind = 'card'"),
+            postgresql_where=text("kind = 'card'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(sa_type=String(32))
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    request_id: int | None = Field(default=None, foreign_key="approval_request.id", index=True)
+    # A thread reply's card, or the message this one waits for (a confirmation waits for the approver's DM).
+    parent_id: int | None = Field(default=None, foreign_key="slack_message.id")
+    channel: str | None = None
+    user_id: str | None = None
+    ts: str | None = None
+    # What happened, in plain values; never a secret and never mrkdwn.
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # An approval link, sealed with ENCRYPTION_KEY; cleared once it has been delivered.
+    secret_sealed: str | None = None
+    version: int = 1
+    delivered_version: int = 0
+    pending: bool = Field(default=True, index=True)
+    dead: bool = False
+    closed_at: datetime | None = None
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
 
 
 class Connection(SQLModel, table=True):

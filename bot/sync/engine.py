@@ -100,6 +100,10 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
         if run is None:
             await session.rollback()
             return None
+        if actor != SCHEDULE:
+            # Someone pressed a button and watches the card; the nightly runs of hundreds of companies change
+            # each card once, at the end, to stay well inside Slack's rate limits for chat.update.
+            await report.run_started(session, company=company, now=now)
         await session.commit()
         assert run.id is not None
         assert connection.id is not None
@@ -111,10 +115,6 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
             modules=tuple(company.modules),
             today=now.date(),
         )
-    if actor != SCHEDULE:
-        # Someone pressed a button and watches the card; the nightly runs of hundreds of companies change
-        # each card once, at the end, to stay well inside Slack's rate limits for chat.update.
-        await report.run_started(deps, company_id=company_id)
     heartbeat = asyncio.create_task(_heartbeat(deps, run_id), name=f"lease-{run_id}")
     calls: Calls | None = None
     progress = Outcome(SyncStatus.OK)
@@ -148,7 +148,6 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
         # resumes. Nothing is stuck, but someone should look.
         log.exception("could not record how sync run %s of company %s ended", run_id, company_id)
         return SyncStatus.FAILED
-    await report.run_finished(deps, company_id=company_id, outcome=outcome.status, problem=outcome.problem)
     return outcome.status
 
 
@@ -160,8 +159,8 @@ def _failed(system: System, exc: Exception, *, company: str, run_id: int) -> Out
     if isinstance(exc, Refused | GrantRevoked | Unauthorized):
         problem = system.classify(exc, company=company)
         if problem.is_permission:
-            return Outcome(SyncStatus.FAILED, problem=problem, failure=problem.what)
-        return Outcome(SyncStatus.FAILED, failure=f"{problem.what} ({problem.code})")
+            return Outcome(SyncStatus.FAILED, problem=problem, failure=problem.summary)
+        return Outcome(SyncStatus.FAILED, failure=f"{problem.summary} ({problem.code})")
     if isinstance(exc, VismaError):
         # Outages, exhausted retries, our own configuration, an answer we do not understand: nobody at the
         # client can fix these, so they are counted and shown on the card only once they last.
@@ -336,7 +335,7 @@ async def _finish(deps: Deps, run_id: int, target: Target, outcome: Outcome, cal
             run.requests, run.retries = calls.requests, calls.retries
         run.written = {book.value: count for book, count in outcome.written.items()}
         if outcome.problem is not None:
-            run.error_code, run.error_message = outcome.problem.code, outcome.problem.what
+            run.error_code, run.error_message = outcome.problem.code, outcome.problem.summary
         elif outcome.failure:
             run.error_message = outcome.failure
         if skipped := outcome.notes.values.get("skipped"):
@@ -360,7 +359,7 @@ async def _finish(deps: Deps, run_id: int, target: Target, outcome: Outcome, cal
                 to=CompanyState.PERMISSION_ERROR,
                 actor="sync",
                 now=now,
-                reason=outcome.problem.what,
+                reason=outcome.problem.summary,
             )
             company.next_sync_at = _scheduled(deps, company, now)
         else:
@@ -370,6 +369,7 @@ async def _finish(deps: Deps, run_id: int, target: Target, outcome: Outcome, cal
             company.failure_reason = outcome.short or outcome.failure
             company.next_sync_at = policy.retry_after_failure(count=company.failure_count, now=now)
         session.add_all([run, company])
+        await report.run_finished(session, company=company, outcome=outcome.status, problem=outcome.problem, now=now)
         await session.commit()
 
 

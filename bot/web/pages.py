@@ -7,10 +7,12 @@ end up in a proxy cache or in the Referer header sent to Visma.
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -95,10 +97,28 @@ _REFUSED = {
 }
 
 
+def content_policy(deps: Deps, nonce: str) -> str:
+    """The page's Content-Security-Policy: nothing but our one style block; forms post to us, and from us on
+    to the Visma identity servers the approver is sent to (browsers apply form-action to that redirect)."""
+    settings = deps.settings
+    identity = sorted({_origin(str(url)) for url in (settings.eaccounting_identity_url, settings.visma_connect_url)})
+    return (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self' {' '.join(identity)}; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def render(template: str, deps: Deps, *, status: int = 200, **context: Any) -> HTMLResponse:
     """Render a page with the firm's name and the security headers."""
-    html = _templates.get_template(template).render(firm_name=deps.settings.firm_name, **context)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    nonce = secrets.token_urlsafe(16)
+    html = _templates.get_template(template).render(firm_name=deps.settings.firm_name, csp_nonce=nonce, **context)
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_policy(deps, nonce)}
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def result(deps: Deps, page: ResultPage, *, reference: str | None = None) -> HTMLResponse:
@@ -182,7 +202,7 @@ async def approval_page(request: Request) -> Response:
         company_name=company.name,
         org_number=display(country, company.org_number),
         system_label=AccountingSystem(company.system).label,
-        requester_name=approval.requested_by_name,
+        requester_name=approval.requested_by_name or "Your accountant",
         expires=approval.expires_at.strftime("%d %B %Y"),
         continue_url=f"/approve/{token}",
         decline_url=f"/approve/{token}/decline",
@@ -200,17 +220,34 @@ async def continue_to_visma(request: Request) -> Response:
 
 
 async def decline(request: Request) -> Response:
-    """POST /approve/{token}/decline: the approver says no."""
+    """POST /approve/{token}/decline: asks to confirm, then the approver's no stops the link."""
     deps = _deps(request)
+    token = request.path_params["token"]
+    form = await request.form(max_files=0, max_fields=5)
+    if form.get("confirm") != "yes":
+        async with deps.store.session() as session:
+            try:
+                approval = await approvals.by_token(session, token=token, now=deps.clock())
+            except LinkRefused as refused:
+                return result(deps, _REFUSED[refused.problem])
+            company = await companies.get(session, company_id=approval.company_id)
+        return render(
+            "decline.html",
+            deps,
+            company_name=company.name,
+            requester_name=approval.requested_by_name or "the person who sent it",
+            decline_url=f"/approve/{token}/decline",
+            back_url=f"/approve/{token}",
+        )
     try:
-        outcome = await connect.decline(deps, token=request.path_params["token"])
+        outcome = await connect.decline(deps, token=token)
     except LinkRefused as refused:
         return result(deps, _REFUSED[refused.problem])
     return result(
         deps,
         ResultPage(
             "You declined the request",
-            [f"Thank you — we told {outcome.requester_name}. The link no longer works."],
+            [f"Thank you — we told {outcome.requester_name or 'the person who sent it'}. The link no longer works."],
             tone="good",
         ),
     )

@@ -10,14 +10,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import onboarding
+from bot.domain.types import CompanyState
 from bot.runtime import Deps
 from bot.services import companies
 from bot.services.companies import CompanyDraft, CompanyExists
 from commands.addcompany import parse
 from commands.addcompany.ids import Field
 from commands.addcompany.state import AddCompanyState
-from commands.addcompany.views import approver_view, company_view, settings_view
-from commands.approval.views import requester_blocks
+from commands.addcompany.views import approver_view, company_view, existing_view, settings_view
+from commands.card.ids import ButtonRef
 
 
 async def open_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -52,7 +53,11 @@ async def company_submitted(ack: AsyncAck, view: dict[str, Any], context: AsyncB
     async with deps.store.session() as session:
         existing = await companies.find_by_org_number(session, country=step.country, org_number=step.org_number)
     if existing is not None:
-        await ack(response_action="errors", errors={Field.ORG_NUMBER: _already(existing.name, existing.state)})
+        assert existing.id is not None
+        # Already registered: show where it stands, with the buttons that repair a flow left half done.
+        where = CompanyState(existing.state)
+        ref = ButtonRef(existing.id, where.value)
+        await ack(response_action="update", view=existing_view(company_name=existing.name, state=where, ref=ref))
         return
     state = AddCompanyState.load(view.get("private_metadata"))
     state.company = step
@@ -72,10 +77,12 @@ async def settings_submitted(ack: AsyncAck, view: dict[str, Any], context: Async
     await ack(response_action="update", view=approver_view(state))
 
 
-async def approver_submitted(
-    ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
-) -> None:
-    """Step 3 submitted: save the company (before the modal closes), then send the link and confirm."""
+async def approver_submitted(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
+    """Step 3 submitted: save the company, its link, card and confirmation in one transaction, then close.
+
+    Slack is told after the commit, by the outbox: a Slack outage delays the DM and the card, and never
+    leaves a company registered without them.
+    """
     deps: Deps = context["deps"]
     (approver_user, approver_email), errors = parse.approver_step(view["state"]["values"])
     state = AddCompanyState.load(view.get("private_metadata"))
@@ -100,27 +107,11 @@ async def approver_submitted(
                 errors={Field.APPROVER_USER: _already(exc.company.name, exc.company.state)},
             )
             return
+        if created:  # a double submit or a Slack retry of the same view finds the first one's work done
+            await onboarding.send_link(deps, session, company=company, actor=actor, reply_in=state.channel_id or actor)
         await session.commit()
-        await ack()
-        if not created:  # a double submit or a Slack retry of the same view: the first one does the work
-            return
-        sent = await onboarding.send_link(deps, session, company=company, actor=actor)
-        await session.commit()
-    permalink = await client.chat_getPermalink(channel=company.card_channel or "", message_ts=company.card_ts or "")
-    approver = f"<@{approver_user}>" if approver_user else (approver_email or "the approver")
-    blocks = requester_blocks(
-        company_name=company.name,
-        approver=approver,
-        card_link=str(permalink["permalink"]),
-        forward_link=None if sent.dm_sent else sent.link,
-    )
-    await client.chat_postEphemeral(
-        channel=state.channel_id or actor,
-        user=actor,
-        blocks=blocks,
-        text=f"{company.name} is saved and waits for approval",
-    )
+    await ack()
 
 
 def _already(name: str, state: str) -> str:
-    return f"{name} is already onboarded ({state.replace('_', ' ')}). Find its card in the team channel."
+    return f"{name} is already registered ({state.replace('_', ' ')}). Run /addcompany again to see its options."

@@ -8,6 +8,8 @@ from functools import lru_cache
 from typing import Any
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
     CheckboxesElement,
     ContextBlock,
     DatePickerElement,
@@ -23,10 +25,11 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain.orgnumber import FORMAT_HINT, display
-from bot.domain.types import AccountingSystem, Country, Module, PeriodType, VatFrequency
+from bot.domain.types import AccountingSystem, CompanyState, Country, Module, PeriodType, VatFrequency
 from bot.slack_format import escape
 from commands.addcompany.ids import Field, Step
 from commands.addcompany.state import AddCompanyState
+from commands.card.ids import ButtonRef, CardAction
 
 TITLE = "Add a company"
 
@@ -225,3 +228,37 @@ def _company_line(state: AddCompanyState) -> str:
         return ""
     number = display(state.company.country, state.company.org_number)
     return f"*{escape(state.company.name)}* · {number} · {state.company.system.label}"
+
+
+def existing_view(*, company_name: str, state: CompanyState, ref: ButtonRef) -> View:
+    """Step 1 found the company already registered: say where it stands and offer what repairs it."""
+    where = state.value.replace("_", " ")
+    blocks: list[Any] = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f"*{escape(company_name)}* is already registered ({where}). Its card in the team channel "
+                "shows where it stands."
+            )
+        )
+    ]
+    if state in (CompanyState.AWAITING_APPROVAL, CompanyState.PERMISSION_ERROR, CompanyState.DISCONNECTED):
+        blocks += [
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text="If the approver never got the link, send a new one (earlier links stop working); "
+                        "if someone else should approve, change the approver; or cancel the company."
+                    )
+                ]
+            ),
+            ActionsBlock(
+                elements=[
+                    ButtonElement(
+                        text="Resend link", action_id=CardAction.RESEND_LINK, value=ref.encode(), style="primary"
+                    ),
+                    ButtonElement(text="Change approver", action_id=CardAction.CHANGE_APPROVER, value=ref.encode()),
+                    ButtonElement(text="Cancel company", action_id=CardAction.CANCEL, value=ref.encode()),
+                ]
+            ),
+        ]
+    return View(type="modal", title=TITLE, close="Close", blocks=blocks)

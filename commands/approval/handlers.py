@@ -18,7 +18,8 @@ async def link_opened(ack: AsyncAck) -> None:
 
 
 async def decline(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
-    """ "Not me / decline": the link stops working and the requester is told in the card's thread."""
+    """ "Not me / decline" (confirmed in Slack's dialog): the link stops working and the requester is told in
+    the card's thread. Only the request's approver can decline it."""
     await ack()
     deps: Deps = context["deps"]
     company = await connect.decline_by_request(

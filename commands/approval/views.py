@@ -9,6 +9,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     MarkdownTextObject,
     SectionBlock,
@@ -16,7 +17,7 @@ from slack_sdk.models.blocks import (
 
 from bot.domain.orgnumber import display
 from bot.domain.types import AccountingSystem, Country
-from bot.slack_format import day, escape, when
+from bot.slack_format import day, escape, link, when
 from commands.approval.ids import ApprovalAction
 
 NEEDS = {
@@ -45,8 +46,11 @@ class ApprovalAsk:
 
 
 def dm_text(ask: ApprovalAsk) -> str:
-    """The DM's one-line fallback."""
-    return f"{ask.requester_name} at {ask.firm_name} asks you to connect {ask.company_name} in {ask.system.label}"
+    """The DM's one-line fallback (Slack parses it too, so it is escaped like the blocks)."""
+    return (
+        f"{escape(ask.requester_name)} at {escape(ask.firm_name)} asks you to connect {escape(ask.company_name)} "
+        f"in {ask.system.label}"
+    )
 
 
 def dm_blocks(ask: ApprovalAsk) -> list[Block]:
@@ -68,11 +72,33 @@ def dm_blocks(ask: ApprovalAsk) -> list[Block]:
                     url=ask.link,
                     style="primary",
                 ),
-                ButtonElement(text="Not me / decline", action_id=ApprovalAction.DECLINE, value=str(ask.request_id)),
+                ButtonElement(
+                    text="Not me / decline",
+                    action_id=ApprovalAction.DECLINE,
+                    value=str(ask.request_id),
+                    confirm=ConfirmObject(
+                        title="Decline this request?",
+                        text=f"The link stops working and {escape(ask.requester_name)} is told. "
+                        "Nothing in Visma changes.",
+                        confirm="Decline",
+                        deny="Keep it",
+                    ),
+                ),
             ]
         ),
-        ContextBlock(elements=[MarkdownTextObject(text=f"The link works until {day(ask.expires_at)}.")]),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"The link works until {day(ask.expires_at)}, or until the company is connected."
+                )
+            ]
+        ),
     ]
+
+
+def dm_closed_blocks(*, company_name: str, why: str) -> list[Block]:
+    """The DM of a link that no longer works (a newer one was sent, or the company was cancelled)."""
+    return [SectionBlock(text=MarkdownTextObject(text=f"*{escape(company_name)}*: {why}"))]
 
 
 def dm_approved_blocks(*, company_name: str, at: datetime) -> list[Block]:
@@ -99,14 +125,23 @@ def dm_declined_blocks(*, company_name: str, requester_name: str) -> list[Block]
 
 
 def requester_blocks(
-    *, company_name: str, approver: str, card_link: str | None, forward_link: str | None
+    *,
+    company_name: str,
+    approver: str,
+    card_link: str | None,
+    forward_link: str | None,
+    expires_at: datetime,
+    in_slack: bool = True,
 ) -> list[Block]:
-    """The requester's ephemeral confirmation (with the link to forward when the approver is not in Slack)."""
-    card = f" <{card_link}|See its card>." if card_link else ""
+    """The requester's confirmation (with the link to forward when the approver could not be reached by DM).
+    `approver` is already mrkdwn (a mention, or an escaped e-mail)."""
+    card = f" {link(card_link, 'See its card')}." if card_link else ""
     if forward_link:
         text = (
-            f"*{escape(company_name)}* is saved and waits for approval. {escape(approver)} is not in Slack: "
-            f"forward them this link (it works once and expires): {forward_link}{card}"
+            f"*{escape(company_name)}* is saved and waits for approval. {approver} "
+            f"{'could not be reached by DM' if in_slack else 'is not in Slack'}: "
+            f"forward them this link. It works until {day(expires_at)}, or until the company is connected: "
+            f"<{forward_link}>{card}"
         )
     else:
         text = f"*{escape(company_name)}* is saved; the approval link went to {approver} by DM.{card}"

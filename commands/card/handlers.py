@@ -1,4 +1,8 @@
-"""Buttons on a company's card and its alerts: send a new approval link, sync now, retry."""
+"""Buttons on a company's card and its alerts: send a new approval link, cancel, sync now, retry.
+
+A button acts only for what it was drawn for (ButtonRef): pressed after the company moved on, or on an
+alert that is resolved, it answers with where the company stands and has the message drawn again.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +11,170 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import onboarding
 from bot.domain.types import CompanyState
 from bot.runtime import Deps
-from bot.services import companies
+from bot.services import companies, outbox
+from bot.slack_format import escape
+from bot.store.models import Company, SlackMessage
 from bot.sync.engine import sync_company
+from commands.addcompany import parse
+from commands.addcompany.ids import Field
+from commands.card.ids import ButtonRef
+from commands.card.views import change_approver_view, notice_view
 
 
-def _company_id(body: dict[str, Any]) -> int:
-    return int(body["actions"][0]["value"])
+async def _current(
+    deps: Deps, session: AsyncSession, body: dict[str, Any], say: _Reply
+) -> tuple[Company, ButtonRef] | None:
+    """The company the button is for, if the button is still current; otherwise say so and redraw."""
+    try:
+        ref = ButtonRef.decode(str(body["actions"][0].get("value", "")))
+    except ValueError:
+        await say("This button is from an older version of the bot; use the company's card.")
+        return None
+    company = await session.get(Company, ref.company_id)
+    if company is None:
+        await say("This company is no longer in the bot.")
+        return None
+    now = deps.clock()
+    alert = await session.get(SlackMessage, ref.alert_id) if ref.alert_id is not None else None
+    if ref.alert_id is not None and (alert is None or alert.closed_at is not None):
+        if alert is not None:
+            outbox.changed(session, alert, now=now)  # drawn again, without its buttons
+            await session.commit()
+        await say(f"This alert about {escape(company.name)} is already resolved; nothing was changed.")
+        return None
+    if company.state != ref.state:
+        await outbox.card(session, company=company, now=now)
+        await session.commit()
+        where = CompanyState(company.state).value.replace("_", " ")
+        await say(f"{escape(company.name)} has moved on (it is now {where}); nothing was changed.")
+        return None
+    return company, ref
 
 
-async def resend_link(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
-    """Send a new approval link (earlier links stop working)."""
+class _Reply:
+    """Answers the person who pressed: ephemerally under a message, or in place in a modal."""
+
+    def __init__(self, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+        self._body, self._respond, self._client = body, respond, client
+
+    async def __call__(self, text: str) -> None:
+        view = self._body.get("view")
+        if self._body.get("response_url") or not view:
+            await self._respond(text=text, response_type="ephemeral", replace_original=False)
+            return
+        await self._client.views_update(view_id=view["id"], view=notice_view(text))
+
+
+async def resend_link(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """Send a new approval link (earlier links stop working); the confirmation says where it went."""
     await ack()
     deps: Deps = context["deps"]
-    actor = context.user_id or "unknown"
+    say = _Reply(body, respond, client)
     async with deps.store.session() as session:
-        company = await companies.get(session, company_id=_company_id(body))
-        if CompanyState(company.state) is CompanyState.DEACTIVATED:
-            await respond(
-                text=f"{company.name} is deactivated; activate it before sending a link.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
+        current = await _current(deps, session, body, say)
+        if current is None:
             return
-        sent = await onboarding.send_link(deps, session, company=company, actor=actor)
+        company, _ = current
+        if CompanyState(company.state) is CompanyState.DEACTIVATED:
+            await say(f"{escape(company.name)} is deactivated; activate it before sending a link.")
+            return
+        channel = (body.get("channel") or {}).get("id") or context.user_id or ""
+        await onboarding.send_link(deps, session, company=company, actor=context.user_id or "", reply_in=channel)
         await session.commit()
-    where = "by DM to the approver" if sent.dm_sent else f"to you to forward: {sent.link}"
-    await respond(
-        text=f"A new approval link for {company.name} went {where}. Earlier links no longer work.",
-        response_type="ephemeral",
-        replace_original=False,
-    )
+    if body.get("view"):
+        await say(f"A new approval link for {escape(company.name)} is on its way; earlier links no longer work.")
 
 
-async def sync_now(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
+async def cancel(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """Stop onboarding a company that never got connected (its links stop working)."""
+    await ack()
+    deps: Deps = context["deps"]
+    say = _Reply(body, respond, client)
+    async with deps.store.session() as session:
+        current = await _current(deps, session, body, say)
+        if current is None:
+            return
+        company, _ = current
+        await onboarding.cancel(deps, session, company=company, actor=context.user_id or "")
+        await session.commit()
+    await say(f"{escape(company.name)} is cancelled; its approval links no longer work.")
+
+
+async def sync_now(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
     """Run a sync now (Sync now on a healthy card, Retry now on an alert)."""
     await ack()
-    await _sync(body, context, respond, full=False)
+    await _sync(body, context, _Reply(body, respond, client), full=False)
 
 
-async def full_resync(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
+async def full_resync(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
     """Forget every checkpoint and read all of the company's books again."""
     await ack()
-    await _sync(body, context, respond, full=True)
+    await _sync(body, context, _Reply(body, respond, client), full=True)
 
 
-async def _sync(body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, *, full: bool) -> None:
+async def _sync(body: dict[str, Any], context: AsyncBoltContext, say: _Reply, *, full: bool) -> None:
     deps: Deps = context["deps"]
-    outcome = await sync_company(deps, company_id=_company_id(body), actor=context.user_id or "unknown", full=full)
+    async with deps.store.session() as session:
+        current = await _current(deps, session, body, say)
+    if current is None:
+        return
+    company, _ = current
+    assert company.id is not None
+    outcome = await sync_company(deps, company_id=company.id, actor=context.user_id or "unknown", full=full)
     if outcome is None:
-        await respond(
-            text="A sync of this company is already running, or it is not connected.",
-            response_type="ephemeral",
-            replace_original=False,
-        )
+        await say(f"A sync of {escape(company.name)} is already running, or it is not connected.")
+
+
+async def change_approver(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """Open the "who approves instead" modal (pushed on top when pressed inside a modal)."""
+    await ack()
+    deps: Deps = context["deps"]
+    async with deps.store.session() as session:
+        current = await _current(deps, session, body, _Reply(body, respond, client))
+    if current is None:
+        return
+    company, ref = current
+    view = change_approver_view(company_name=company.name, ref=ref)
+    if body.get("view"):
+        await client.views_push(trigger_id=body["trigger_id"], view=view)
+    else:
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+async def approver_changed(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
+    """Save the new approver and send them a new link, in one transaction; errors show inline."""
+    deps: Deps = context["deps"]
+    (user, email), errors = parse.approver_step(view["state"]["values"])
+    if errors:
+        await ack(response_action="errors", errors=errors)
+        return
+    ref = ButtonRef.decode(str(view.get("private_metadata", "")))
+    actor = context.user_id or ""
+    async with deps.store.session() as session:
+        company = await session.get(Company, ref.company_id)
+        if company is None or company.state != ref.state:
+            await ack(
+                response_action="errors",
+                errors={Field.APPROVER_USER: "The company has moved on since; close this and look at its card."},
+            )
+            return
+        companies.change_approver(session, company=company, user_id=user, email=email, actor=actor, now=deps.clock())
+        await onboarding.send_link(deps, session, company=company, actor=actor, reply_in=actor)
+        await session.commit()
+    await ack(response_action="clear")

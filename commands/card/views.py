@@ -1,9 +1,14 @@
-"""Pure Block Kit builders for a company's status card and its thread messages."""
+"""Pure Block Kit builders for a company's status card and its thread messages (notes and alerts).
+
+Every value that comes from a person or from Visma goes through `slack_format.escape` (or `fill` for the
+problem catalogue's templates); mentions, dates and links the bot means are built by their own helpers.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -11,54 +16,22 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ConfirmObject,
     ContextBlock,
+    EmailInputElement,
+    InputBlock,
     MarkdownTextObject,
     SectionBlock,
+    UserSelectElement,
 )
+from slack_sdk.models.views import View
 
 from bot.domain.orgnumber import display
 from bot.domain.problems import Fix, Problem
-from bot.domain.types import AccountingSystem, CompanyState, Country
-from bot.slack_format import day, escape, mention, when
-from commands.card.ids import CardAction
-
-
-@dataclass(frozen=True, slots=True)
-class LastSync:
-    """What the newest successful sync pulled."""
-
-    finished_at: datetime
-    vouchers: int
-    accounts: int
-    fiscal_years: int
-    period_from: date | None
-    period_to: date | None
-
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    """Everything the card shows, read from the store."""
-
-    company_id: int
-    name: str
-    org_number: str
-    country: Country
-    system: AccountingSystem
-    state: CompanyState
-    state_since: datetime
-    state_reason: str | None
-    responsible_user_id: str
-    approver_user_id: str | None
-    approver_email: str | None
-    link_sent_at: datetime | None = None
-    link_expires_at: datetime | None = None
-    connected_by: str | None = None
-    connected_at: datetime | None = None
-    last_sync: LastSync | None = None
-    next_sync_at: datetime | None = None
-    syncing: bool = False
-    failure: str | None = None
-    books_locked_to: date | None = None
-
+from bot.domain.types import CompanyState
+from bot.services.outbox import Note
+from bot.services.status import Card, Failing, LastSync
+from bot.slack_format import day, escape, fill, mention, when
+from commands.addcompany.ids import Field
+from commands.card.ids import ButtonRef, CardAction, CardView
 
 _ICON = {
     CompanyState.DRAFT: "⚪",
@@ -70,6 +43,7 @@ _ICON = {
     CompanyState.DISCONNECTED: "🔴",
     CompanyState.DEACTIVATED: "⚪",
 }
+_CONNECTED = (CompanyState.HEALTHY, CompanyState.CONNECTED)
 
 
 def title(card: Card) -> str:
@@ -78,16 +52,23 @@ def title(card: Card) -> str:
     return f"*{escape(card.name)}* · {number} · {card.system.label}"
 
 
+def approver(user_id: str | None, email: str | None) -> str:
+    """The approver: a mention when they are in Slack, else their e-mail as plain text."""
+    return mention(user_id) if user_id else escape(email or "the approver")
+
+
 def status_line(card: Card) -> str:
     """One line saying where the company stands and what happens next."""
     icon = _ICON[card.state]
-    approver = mention(card.approver_user_id, card.approver_email or "the approver")
+    who = approver(card.approver_user_id, card.approver_email)
     if card.state is CompanyState.AWAITING_APPROVAL:
+        if card.declined_at and not card.link_sent_at:
+            return f"🟠 Declined by {who} {when(card.declined_at)} — check who should approve, then *Resend link*"
         sent = f" — link sent {day(card.link_sent_at)}" if card.link_sent_at else ""
         expires = f", expires {day(card.link_expires_at)}" if card.link_expires_at else ""
-        return f"{icon} Awaiting approval by {approver}{sent}{expires}"
+        return f"{icon} Awaiting approval by {who}{sent}{expires}"
     if card.state in (CompanyState.PERMISSION_ERROR, CompanyState.DISCONNECTED):
-        reason = f" — {card.state_reason}" if card.state_reason else ""
+        reason = f" — {escape(card.state_reason)}" if card.state_reason else ""
         return f"{icon} Needs action since {when(card.state_since)}{reason} (see thread)"
     if card.state is CompanyState.DEACTIVATED:
         return f"{icon} Deactivated {day(card.state_since)}"
@@ -103,9 +84,14 @@ def status_line(card: Card) -> str:
 
 def sync_summary(run: LastSync) -> str:
     """'237 vouchers, 8 accounts, Jan–Oct 2026'."""
-    parts = [f"{run.vouchers} vouchers", f"{run.accounts} accounts"]
-    if run.period_from and run.period_to:
-        parts.append(period(run.period_from, run.period_to))
+    return summary_of(vouchers=run.vouchers, accounts=run.accounts, start=run.period_from, end=run.period_to)
+
+
+def summary_of(*, vouchers: int, accounts: int, start: date | None, end: date | None) -> str:
+    """The numbers a sync left, in words."""
+    parts = [f"{vouchers} vouchers", f"{accounts} accounts"]
+    if start and end:
+        parts.append(period(start, end))
     return ", ".join(parts)
 
 
@@ -116,6 +102,14 @@ def period(start: date, end: date) -> str:
     return f"{start:%b %Y}–{end:%b %Y}"
 
 
+def failure_line(failing: Failing, system_label: str) -> str:
+    """ "Visma has not answered properly since …, next try …" for failures nobody at the client can fix."""
+    since = when(failing.since) if failing.since else "a while"
+    reason = f" ({escape(failing.reason)})" if failing.reason else ""
+    upcoming = f", next try {when(failing.next_try)}" if failing.next_try else ""
+    return f"⚠️ {system_label} has not answered properly since {since}{reason}{upcoming}. Nothing to do unless it lasts."
+
+
 def card_blocks(card: Card) -> list[Block]:
     """The company's one channel message, edited in place as it moves through its life."""
     blocks: list[Block] = [
@@ -123,10 +117,10 @@ def card_blocks(card: Card) -> list[Block]:
         ContextBlock(elements=[MarkdownTextObject(text=f"responsible: {mention(card.responsible_user_id)}")]),
         SectionBlock(text=MarkdownTextObject(text=status_line(card))),
     ]
-    if card.failure and card.state in _CONNECTED:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=card.failure)))
+    if card.failing and card.state in _CONNECTED:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=failure_line(card.failing, card.system.label))))
     details = []
-    if card.next_sync_at and card.state in _CONNECTED and not card.syncing and not card.failure:
+    if card.next_sync_at and card.state in _CONNECTED and not card.syncing and not card.failing:
         details.append(f"next sync {when(card.next_sync_at)}")
     if card.books_locked_to and card.state in _CONNECTED:
         details.append(f"books locked to {card.books_locked_to:%-d %b %Y}")
@@ -138,84 +132,213 @@ def card_blocks(card: Card) -> list[Block]:
     return blocks
 
 
-_CONNECTED = (CompanyState.HEALTHY, CompanyState.CONNECTED)
-
-
 def card_text(card: Card) -> str:
-    """The plain-text fallback (notifications, screen readers)."""
-    return f"{card.name}: {status_line(card)}"
+    """The fallback text (notifications, screen readers); Slack parses it too, so it is escaped as well."""
+    return f"{escape(card.name)}: {status_line(card)}"
+
+
+_CANCEL = ConfirmObject(
+    title="Cancel this company?",
+    text="Its approval links stop working and the company is deactivated. Nothing in Visma changes.",
+    confirm="Cancel company",
+    deny="Keep it",
+)
+_FULL_RESYNC = ConfirmObject(
+    title="Read everything again?",
+    text="The next sync reads all of the company's books from the start, not only what changed.",
+    confirm="Full resync",
+    deny="Cancel",
+)
 
 
 def _buttons(card: Card) -> list[ButtonElement]:
-    value = str(card.company_id)
+    value = ButtonRef(card.company_id, card.state.value).encode()
     if card.state is CompanyState.AWAITING_APPROVAL:
-        return [ButtonElement(text="Resend link", action_id=CardAction.RESEND_LINK, value=value)]
+        return [
+            ButtonElement(text="Resend link", action_id=CardAction.RESEND_LINK, value=value),
+            ButtonElement(text="Change approver", action_id=CardAction.CHANGE_APPROVER, value=value),
+            ButtonElement(text="Cancel", action_id=CardAction.CANCEL, value=value, confirm=_CANCEL),
+        ]
     if card.state in (CompanyState.PERMISSION_ERROR, CompanyState.DISCONNECTED):
         return [
             ButtonElement(
                 text="Send new approval link", action_id=CardAction.RESEND_LINK, value=value, style="primary"
             ),
+            ButtonElement(text="Change approver", action_id=CardAction.CHANGE_APPROVER, value=value),
             ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=value),
         ]
     if card.state in _CONNECTED and not card.syncing:
         return [
             ButtonElement(text="Sync now", action_id=CardAction.SYNC_NOW, value=value),
-            ButtonElement(
-                text="Full resync",
-                action_id=CardAction.FULL_RESYNC,
-                value=value,
-                confirm=ConfirmObject(
-                    title="Read everything again?",
-                    text="The next sync reads all of the company's books from the start, not only what changed.",
-                    confirm="Full resync",
-                    deny="Cancel",
-                ),
-            ),
+            ButtonElement(text="Full resync", action_id=CardAction.FULL_RESYNC, value=value, confirm=_FULL_RESYNC),
         ]
     return []
 
 
-def problem_blocks(
-    *, company_name: str, responsible_user_id: str, problem: Problem, company_id: int, count: int = 1
+_RESOLVED = {
+    "sync_works": "the sync works again ({summary}).",
+    "approved_again": "approved again by {approver}, and the right company came back.",
+    "new_link": "a new approval link was sent.",
+    "replaced": "a newer problem replaced this one (see below).",
+    "cancelled": "the company was cancelled.",
+}
+
+
+def alert_blocks(
+    *,
+    company_name: str,
+    responsible_user_id: str,
+    problem: Problem | None,
+    ref: ButtonRef,
+    count: int = 1,
+    resolved: str | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> list[Block]:
-    """A permission alert in the card's thread: what happened, who can fix it, how, and the button."""
-    steps = "\n".join(f"{index}. {step}" for index, step in enumerate(problem.steps, start=1))
-    repeated = f" (seen {count} times)" if count > 1 else ""
-    blocks: list[Block] = [
-        SectionBlock(
-            text=MarkdownTextObject(
-                text=f"{mention(responsible_user_id)} *{escape(company_name)}* — Visma says {problem.what} "
-                f"({problem.code}){repeated}."
-            )
-        ),
-        SectionBlock(text=MarkdownTextObject(text=f"*Who can fix it:* {problem.who}\n*How:*\n{steps}")),
-    ]
-    value = str(company_id)
-    if problem.fix is Fix.NEW_LINK:
+    """A problem in the card's thread: what happened, who can fix it, how, and the button that fixes it.
+    Once resolved it keeps its explanation, gains a resolved line and loses its buttons."""
+    blocks: list[Block] = []
+    if problem is not None:
+        steps = "\n".join(f"{index}. {fill(step, problem.values)}" for index, step in enumerate(problem.steps, 1))
+        repeated = f" (seen {count} times)" if count > 1 else ""
+        blocks += [
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"{mention(responsible_user_id)} *{escape(company_name)}* — Visma says "
+                    f"{fill(problem.what, problem.values)} ({escape(problem.code)}){repeated}."
+                )
+            ),
+            SectionBlock(
+                text=MarkdownTextObject(text=f"*Who can fix it:* {fill(problem.who, problem.values)}\n*How:*\n{steps}")
+            ),
+        ]
+    if resolved is not None:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f"✅ Resolved: {resolved_line(resolved, facts)}")])
+        )
+        return blocks
+    if problem is not None and problem.fix is Fix.NEW_LINK:
         blocks.append(
             ActionsBlock(
                 elements=[
                     ButtonElement(
                         text="Send new approval link",
                         action_id=CardAction.RESEND_LINK,
-                        value=value,
+                        value=ref.encode(),
                         style="primary",
                     ),
-                    ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=value),
+                    ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=ref.encode()),
                 ]
             )
         )
-    elif problem.fix is Fix.RETRY:
+    elif problem is not None and problem.fix is Fix.RETRY:
         blocks.append(
             ActionsBlock(
                 elements=[
-                    ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=value, style="primary"),
+                    ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=ref.encode(), style="primary")
                 ]
             )
         )
     return blocks
 
 
+def resolved_line(how: str, facts: Mapping[str, Any] | None) -> str:
+    """How an alert was resolved, in words."""
+    facts = facts or {}
+    template = _RESOLVED.get(how)
+    if template is None:
+        return escape(how)
+    return template.format(summary=summary_from(facts.get("summary")), approver=escape(str(facts.get("approver", ""))))
+
+
+def alert_text(company_name: str, problem: Problem | None, resolved: str | None) -> str:
+    """An alert's fallback text."""
+    what = problem.plain(problem.what) if problem else "a problem"
+    prefix = "Resolved: " if resolved else ""
+    return f"{prefix}{escape(company_name)}: {escape(what)}"
+
+
+def summary_from(summary: Any) -> str:
+    """A sync summary kept in an outbox message's facts, in words."""
+    if not isinstance(summary, Mapping):
+        return "the books are up to date"
+    start, end = summary.get("period_from"), summary.get("period_to")
+    return summary_of(
+        vouchers=int(summary.get("vouchers") or 0),
+        accounts=int(summary.get("accounts") or 0),
+        start=date.fromisoformat(start) if start else None,
+        end=date.fromisoformat(end) if end else None,
+    )
+
+
+def note_message(
+    note: Note, facts: Mapping[str, Any], *, company_name: str, system_label: str
+) -> tuple[list[Block], str]:
+    """A thread note and its fallback text."""
+    name = escape(company_name)
+    if note is Note.CONNECTED:
+        who = escape(str(facts.get("approver") or "the approver"))
+        text = f"✅ Approved in Visma by {who}; the company that came back is the one asked for. First sync starting."
+        return note_blocks(text), f"{name} connected"
+    if note is Note.DECLINED:
+        text = (
+            f"⛔ The approver declined the request ({mention(facts.get('requested_by'))}: check who should approve, "
+            "then *Resend link*)."
+        )
+        return note_blocks(text), f"{name}: the approver declined"
+    if note is Note.FIRST_SYNC:
+        return note_blocks(f"📥 First sync done: {summary_from(facts.get('summary'))}."), f"{name}: first sync done"
+    if note is Note.RECOVERED:
+        text = f"✅ Visma answers again; the sync caught up ({summary_from(facts.get('summary'))})."
+        return note_blocks(text), f"{name}: the sync works again"
+    since, upcoming = facts.get("since"), facts.get("next_try")
+    failing = Failing(
+        since=datetime.fromisoformat(since) if since else None,
+        reason=facts.get("reason"),
+        next_try=datetime.fromisoformat(upcoming) if upcoming else None,
+    )
+    return note_blocks(failure_line(failing, system_label)), f"{name}: Visma is not answering"
+
+
 def note_blocks(text: str) -> list[Block]:
     """A short thread note (approval received, sync finished, link resent)."""
     return [SectionBlock(text=MarkdownTextObject(text=text))]
+
+
+def notice_view(text: str) -> View:
+    """A modal that only says something (a button pressed inside a modal answers in place)."""
+    return View(
+        type="modal", title="Add a company", close="Close", blocks=[SectionBlock(text=MarkdownTextObject(text=text))]
+    )
+
+
+def change_approver_view(*, company_name: str, ref: ButtonRef) -> View:
+    """Who approves instead: a person in Slack, or an e-mail (the new link goes to them; old links stop)."""
+    return View(
+        type="modal",
+        callback_id=CardView.CHANGE_APPROVER,
+        title="Change approver",
+        submit="Send new link",
+        close="Cancel",
+        private_metadata=ref.encode(),
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"Who approves *{escape(company_name)}* instead? They get a new approval link; "
+                    "earlier links stop working."
+                )
+            ),
+            InputBlock(
+                block_id=Field.APPROVER_USER,
+                label="Approver in Slack",
+                optional=True,
+                element=UserSelectElement(action_id=Field.APPROVER_USER),
+            ),
+            InputBlock(
+                block_id=Field.APPROVER_EMAIL,
+                label="…or the approver's e-mail",
+                optional=True,
+                hint="When they are not in Slack: you get the link to forward.",
+                element=EmailInputElement(action_id=Field.APPROVER_EMAIL),
+            ),
+        ],
+    )

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from bot.domain.types import CompanyState
 from bot.runtime import Deps
 from bot.store.models import Company
-from commands.home.views import HomeRow, home_view
+from commands.home.views import HomeRow, guest_view, home_view
 
 
 async def home_opened(event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
@@ -20,6 +20,9 @@ async def home_opened(event: dict[str, Any], context: AsyncBoltContext, client: 
     if event.get("tab") != "home":
         return
     deps: Deps = context["deps"]
+    if not context.get("is_staff", False):
+        await client.views_publish(user_id=event["user"], view=guest_view())
+        return
     async with deps.store.session() as session:
         companies = (await session.exec(select(Company).order_by(col(Company.name)))).all()
     rows = [HomeRow(company.name, CompanyState(company.state), None) for company in companies]

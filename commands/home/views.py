@@ -59,3 +59,12 @@ def _line(row: HomeRow) -> str:
     name = f"<{row.permalink}|{escape(row.name)}>" if row.permalink else escape(row.name)
     step = NEXT_STEP.get(row.state)
     return f"• {name}" + (f" — {step}" if step else "")
+
+
+def guest_view() -> View:
+    """The home tab for someone who is not the firm's staff: what the bot is, and no client data."""
+    text = (
+        "This app connects client companies' Visma books to the firm. If you were asked to approve a "
+        "connection, use the link in your message; there is nothing else to do here."
+    )
+    return View(type="home", blocks=[HeaderBlock(text="Company onboarding"), SectionBlock(text=text)])

@@ -15,6 +15,7 @@ QUICK = {
     "visma_retry_max_seconds": 0.05,
     "visma_timeout_seconds": 2.0,
     "visma_rate_limit_max_wait_seconds": 3.0,
+    "slack_post_interval_seconds": 0.0,
 }
 
 

@@ -34,7 +34,7 @@ async def submit(stack: Stack, view: dict[str, Any], state: dict[str, Any], **kw
 async def open_modal(stack: Stack) -> dict[str, Any]:
     response = await stack.slack.slash(command="/addcompany", user=KARI, channel=ALERT_CHANNEL)
     assert response.status_code == 200
-    await stack.deps.background.drain()
+    await stack.settle()
     view = stack.slack_world.last_view()
     assert view is not None
     return view
@@ -53,7 +53,7 @@ async def add_company(stack: Stack) -> dict[str, Any]:
     """Run the three steps; returns the modal's view as it was at the last step."""
     view = await approver_step(stack)
     assert await submit(stack, view, STEP3) == {}
-    await stack.deps.background.drain()
+    await stack.settle()
     return view
 
 
@@ -98,7 +98,7 @@ async def approve(stack: Stack, link: str, *, company_org: str = "988077917") ->
     if any("company_id" in form.fields for form in page.forms):
         page = await browser.submit(page, values={"company_id": stack.eaccounting.company_id_by_org(company_org)})
     page = await browser.submit(page, button=("decision", "accept"))
-    await stack.deps.background.drain()
+    await stack.settle()
     return page
 
 
@@ -118,4 +118,4 @@ async def press(stack: Stack, action_id: str, message: dict[str, Any] | None = N
         user=KARI, action=button(message, action_id), channel=ALERT_CHANNEL, message=message
     )
     assert response.status_code == 200
-    await stack.deps.background.drain()
+    await stack.settle()

@@ -67,8 +67,12 @@ async def test_declining_stops_the_link_and_tells_the_team(stack):
     await add_company(stack)
     link = approval_link(stack)
     page = await stack.browser.get(link)
-    declined = await stack.browser.submit(page, form_index=1)
+    confirm = await stack.browser.submit(page, form_index=1)
+    assert "Decline connecting" in confirm.text
+    assert (await stack.browser.get(link)).status == 200  # asking to confirm changed nothing
+    declined = await stack.browser.submit(confirm)
     assert "declined" in declined.text
+    await stack.settle()
     again = await stack.browser.get(link)
     assert again.status == 410
     assert any("declined" in block_text(message) for message in thread(stack))
@@ -95,6 +99,6 @@ async def test_the_default_company_pitfall_is_caught_and_can_be_fixed(stack):
     if any("company_id" in form.fields for form in page.forms):
         page = await browser.submit(page, values={"company_id": stack.eaccounting.company_id_by_org("988077917")})
     page = await browser.submit(page, button=("decision", "accept"))
-    await stack.deps.background.drain()
+    await stack.settle()
     assert "is connected" in page.text
     assert "vouchers" in block_text(cards(stack)[-1])

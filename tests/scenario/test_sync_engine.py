@@ -204,7 +204,7 @@ async def test_a_run_left_by_a_dead_process_is_closed_and_the_company_resumes(st
         assert company.next_sync_at <= clock()
     pool = scheduler.SyncPool(stack.deps, parallel=2)
     assert await scheduler.tick(stack.deps, pool, every=timedelta(seconds=60)) == [company_id]
-    await stack.deps.background.drain()
+    await stack.settle()
     assert (await last_run(stack)).status == SyncStatus.OK
 
 
@@ -312,4 +312,6 @@ async def test_a_failed_card_update_at_the_end_does_not_strand_the_company(stack
     assert await sync_company(stack.deps, company_id=company_id, actor="test") == SyncStatus.OK
     stack.slack_world.switches.fail.clear()
     assert await sync_company(stack.deps, company_id=company_id, actor="test") == SyncStatus.OK
+    await stack.app.state.deliverer.deliver_due(everything=True)  # Slack is back: what waited goes out
+    await stack.settle()
     assert "syncing" not in block_text(cards(stack)[-1])

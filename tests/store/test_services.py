@@ -1,5 +1,6 @@
 """Repository functions against a migrated database: SQLite always, PostgreSQL when TEST_POSTGRES_URL is set."""
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -97,8 +98,12 @@ async def test_a_new_link_supersedes_the_old_and_a_used_link_is_refused(store):
             await approvals.by_token(session, token=old.token, now=NOW)
         assert superseded.value.problem is LinkProblem.SUPERSEDED
         request = await approvals.by_token(session, token=new.token, now=NOW)
-        approvals.complete(session, request=request, actor="Ola", now=NOW)
+        await approvals.complete(session, request=request, now=NOW)
         await session.commit()
+    async with store.session() as session:
+        with pytest.raises(LinkRefused) as twice:
+            await approvals.complete(session, request=request, now=NOW)
+        assert twice.value.problem is LinkProblem.USED
     async with store.session() as session:
         with pytest.raises(LinkRefused) as used:
             await approvals.by_token(session, token=new.token, now=NOW)
@@ -113,18 +118,42 @@ async def test_oauth_state_is_single_use_and_short_lived(store):
     async with store.session() as session:
         issued = await issue(session, company)
         state, pkce = await approvals.start_oauth(session, request=issued.request, vault=vault, now=NOW)
+        other, _ = await approvals.start_oauth(session, request=issued.request, vault=vault, now=NOW)
         await session.commit()
     async with store.session() as session:
         with pytest.raises(LinkRefused):
-            await approvals.by_state(session, state=state, now=NOW + approvals.OAUTH_WINDOW)
-        request = await approvals.by_state(session, state=state, now=NOW + timedelta(minutes=1))
-        assert vault.open(request.pkce_verifier_sealed) == pkce.verifier
-        approvals.consume_state(session, request=request)
+            await approvals.claim_state(session, state=state, now=NOW + approvals.OAUTH_WINDOW)
+    async with store.session() as session:
+        request, sealed = await approvals.claim_state(session, state=state, now=NOW + timedelta(minutes=1))
+        assert request.id == issued.request.id
+        assert vault.open(sealed) == pkce.verifier
         await session.commit()
     async with store.session() as session:
         with pytest.raises(LinkRefused) as replay:
-            await approvals.by_state(session, state=state, now=NOW)
+            await approvals.claim_state(session, state=state, now=NOW)
         assert replay.value.problem is LinkProblem.BAD_STATE
+        # A second sign-in of the same link, started before, still works.
+        assert (await approvals.claim_state(session, state=other, now=NOW))[0].id == issued.request.id
+
+
+async def test_concurrent_callbacks_with_one_state_claim_it_once(store):
+    vault = Vault(Fernet.generate_key().decode())
+    company = await registered(store)
+    async with store.session() as session:
+        issued = await issue(session, company)
+        state, _ = await approvals.start_oauth(session, request=issued.request, vault=vault, now=NOW)
+        await session.commit()
+
+    async def claim() -> bool:
+        async with store.session() as session:
+            try:
+                await approvals.claim_state(session, state=state, now=NOW)
+            except LinkRefused:
+                return False
+            await session.commit()
+            return True
+
+    assert sorted(await asyncio.gather(*(claim() for _ in range(4)))) == [False, False, False, True]
 
 
 async def test_tokens_are_sealed_at_rest(store):

@@ -2,9 +2,11 @@ import logging
 
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import ValidationError
 
-from bot.crypto import DecryptError, Vault, new_link_token, token_hash
+from bot.crypto import DecryptError, Vault, new_link_token, token_hash, validate_key
 from bot.logs import RedactingFilter, redact
+from tests.conftest import make_settings
 
 
 def test_vault_round_trips_and_refuses_another_key():
@@ -14,6 +16,51 @@ def test_vault_round_trips_and_refuses_another_key():
     assert vault.open(sealed) == "access-token-value"
     with pytest.raises(DecryptError):
         Vault(Fernet.generate_key().decode()).open(sealed)
+
+
+def test_a_second_key_opens_old_secrets_while_the_first_seals_and_rotate_moves_them_to_it():
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    sealed_before = Vault(old).seal("refresh-token-value")
+    vault = Vault(f" {new} , {old} ")
+    assert vault.open(sealed_before) == "refresh-token-value"
+    assert not vault.is_current(sealed_before)
+    sealed_now = vault.seal("access-token-value")
+    assert vault.is_current(sealed_now)
+    assert Vault(new).open(sealed_now) == "access-token-value"
+    with pytest.raises(DecryptError):
+        Vault(old).open(sealed_now)
+    rotated = vault.rotate(sealed_before)
+    assert vault.is_current(rotated)
+    assert Vault(new).open(rotated) == "refresh-token-value"
+    with pytest.raises(DecryptError):
+        Vault(new).open(sealed_before)
+
+
+def test_rotate_refuses_a_secret_that_no_key_opens():
+    stranger = Vault(Fernet.generate_key().decode()).seal("x")
+    vault = Vault(f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}")
+    assert not vault.is_current(stranger)
+    with pytest.raises(DecryptError):
+        vault.rotate(stranger)
+
+
+@pytest.mark.parametrize(("second", "says"), [("not-a-key", "is not a Fernet key"), ("", "is empty")])
+def test_a_malformed_key_is_named_by_position_and_never_shown(second, says):
+    first, third = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with pytest.raises(ValueError, match=f"key 2 of 3 {says}") as caught:
+        validate_key(f"{first},{second},{third}")
+    assert first not in str(caught.value)
+    assert "not-a-key" not in str(caught.value)
+    validate_key(f"{first}, {third}")
+
+
+def test_encryption_key_takes_several_keys_and_names_a_malformed_one():
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings = make_settings(encryption_key=f"{new}, {old}")
+    sealed = Vault(old).seal("t")
+    assert Vault(settings.encryption_key.get_secret_value()).open(sealed) == "t"
+    with pytest.raises(ValidationError, match="key 2 of 2 is not a Fernet key"):
+        make_settings(encryption_key=f"{new},{old[:-2]}")
 
 
 def test_link_tokens_are_long_random_and_stored_as_hashes():

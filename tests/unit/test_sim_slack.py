@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.simulators.serving import LoopbackServer
-from bot.simulators.slack import SlackWorld, create_slack_app
+from bot.simulators.slack import STAFF_GROUP, SlackWorld, create_slack_app
 
 TOKEN = "xoxb-fake"
 MODAL = {"type": "modal", "title": {"type": "plain_text", "text": "Add a company"}, "blocks": []}
@@ -104,3 +105,114 @@ async def test_latency_switch_delays_answers(slack):
     await client.auth_test()
     assert time.monotonic() - started >= 0.1
     assert world.calls_to("auth.test")[-1].response["ok"]
+
+
+async def test_the_bot_posts_only_where_it_is_a_member(slack):
+    world, client = slack
+    world.add_channel("C0QUIET", bot_member=False)
+    world.add_channel("C0CLIENT", members={"U0KARI"})
+    with pytest.raises(SlackApiError) as outside:
+        await client.chat_postMessage(channel="C0QUIET", text="x")
+    assert outside.value.response["error"] == "not_in_channel"
+    assert "C0QUIET" not in world.messages
+    posted = await client.chat_postMessage(channel="C0CLIENT", text="x")
+    world.bot_channels.discard("C0CLIENT")
+    with pytest.raises(SlackApiError) as removed:
+        await client.chat_update(channel="C0CLIENT", ts=posted["ts"], text="y")
+    assert removed.value.response["error"] == "not_in_channel"
+    with pytest.raises(SlackApiError) as unknown:
+        await client.chat_update(channel="C0NOPE", ts=posted["ts"], text="y")
+    assert unknown.value.response["error"] == "channel_not_found"
+
+
+async def test_ephemerals_need_the_bot_and_the_user_in_the_channel(slack):
+    world, client = slack
+    world.add_channel("C0QUIET", bot_member=False)
+    world.add_channel("C0CLIENT", members={"U0KARI"})
+    assert (await client.chat_postEphemeral(channel="C0ALERTS", user="U0KARI", text="x"))["ok"]
+    assert (await client.chat_postEphemeral(channel="D0KARI", user="U0KARI", text="x"))["ok"]
+    errors = {}
+    for channel, user in (("C0QUIET", "U0KARI"), ("C0CLIENT", "U0OLA"), ("D0KARI", "U0OLA"), ("C0NOPE", "U0KARI")):
+        with pytest.raises(SlackApiError) as caught:
+            await client.chat_postEphemeral(channel=channel, user=user, text="x")
+        errors[channel] = caught.value.response["error"]
+    assert errors == {
+        "C0QUIET": "channel_not_found",
+        "C0CLIENT": "user_not_in_channel",
+        "D0KARI": "user_not_in_channel",
+        "C0NOPE": "channel_not_found",
+    }
+
+
+async def test_conversations_info_says_whether_the_bot_is_a_member(slack):
+    world, client = slack
+    world.add_channel("C0QUIET", bot_member=False)
+    assert (await client.conversations_info(channel="C0ALERTS"))["channel"] == {
+        "id": "C0ALERTS",
+        "name": "c0alerts",
+        "is_member": True,
+    }
+    assert (await client.conversations_info(channel="C0QUIET"))["channel"]["is_member"] is False
+    with pytest.raises(SlackApiError) as unknown:
+        await client.conversations_info(channel="C0NOPE")
+    assert unknown.value.response["error"] == "channel_not_found"
+
+
+async def test_the_staff_group_and_a_guest(slack):
+    _world, client = slack
+    assert (await client.usergroups_users_list(usergroup=STAFF_GROUP))["users"] == ["U0KARI", "U0PER"]
+    with pytest.raises(SlackApiError) as unknown:
+        await client.usergroups_users_list(usergroup="S0NOPE")
+    assert unknown.value.response["error"] == "no_such_subteam"
+    guest = (await client.users_info(user="U0GUEST"))["user"]
+    assert (guest["real_name"], guest["profile"]["email"], guest["is_restricted"]) == (
+        "Gro Gjest",
+        "gro@klient.no",
+        True,
+    )
+    assert (await client.users_info(user="U0KARI"))["user"]["is_restricted"] is False
+
+
+async def test_a_flaky_slack_fails_that_fraction_of_calls_and_changes_nothing(slack):
+    world, client = slack
+    world.switches.flaky, world.switches.flaky_seed = 0.5, 7
+    outcomes = []
+    for n in range(200):
+        try:
+            await client.chat_postMessage(channel="C0ALERTS", text=f"m{n}")
+            outcomes.append("ok")
+        except SlackApiError as exc:
+            # A 500 page that is not JSON reaches the client with no `error` at all.
+            outcomes.append(f"{exc.response.status_code} {exc.response.get('error')}")
+    failed = [outcome for outcome in outcomes if outcome != "ok"]
+    assert 70 <= len(failed) <= 130
+    assert set(failed) == {"429 ratelimited", "500 None", "200 internal_error", "200 fatal_error"}
+    assert len(world.current_messages("C0ALERTS")) == outcomes.count("ok")
+    limited = next(call for call in world.calls if call.status == 429)
+    assert limited.response == {"ok": False, "error": "ratelimited"}
+    for _ in range(20):
+        assert (await client.auth_test())["ok"]
+
+
+async def test_the_flaky_switch_over_http_and_its_seed(slack):
+    world, client = slack
+    async with httpx.AsyncClient(base_url=client.base_url.removesuffix("api/")) as http:
+        answered = (await http.post("/_sim/switches", json={"flaky": 1.0, "flaky_seed": 3})).json()
+        assert (answered["flaky"], answered["flaky_seed"]) == (1.0, 3)
+        page = await http.post("/api/users.info", data={"user": "U0KARI"}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert page.status_code in {200, 429, 500}
+        assert page.status_code != 200 or page.json()["ok"] is False
+        if page.status_code == 429:
+            assert page.headers["retry-after"] == "1"
+        if page.status_code == 500:
+            assert not page.headers["content-type"].startswith("application/json")
+
+    def failures(seed: int) -> list[str]:
+        world.switches.flaky, world.switches.flaky_seed = 0.3, seed
+        world._flaky = None
+        return [str(world.flaky_failure("chat.postMessage")) for _ in range(50)]
+
+    assert failures(11) == failures(11)
+    assert failures(11) != failures(12)
+    world.switches.flaky = 0.0
+    assert (await client.users_info(user="U0KARI"))["ok"]

@@ -1,0 +1,107 @@
+"""What an outbox message looks like now: drawn from the company's current state when it is delivered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_sdk.models.blocks import Block
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.domain.problems import Problem
+from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, Country
+from bot.runtime import Deps
+from bot.services import status
+from bot.services.outbox import Note
+from bot.slack_format import escape
+from bot.store.models import ApprovalRequest, Company, SlackMessage
+from commands.approval.views import (
+    ApprovalAsk,
+    dm_approved_blocks,
+    dm_blocks,
+    dm_closed_blocks,
+    dm_declined_blocks,
+    dm_text,
+)
+from commands.card.ids import ButtonRef
+from commands.card.views import alert_blocks, alert_text, card_blocks, card_text, note_message
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """Blocks and the fallback text of one message."""
+
+    blocks: list[Block]
+    text: str
+
+
+async def card(deps: Deps, session: AsyncSession, company: Company) -> Rendered:
+    """The company's status card as it stands."""
+    drawn = await status.load_card(session, company=company, now=deps.clock())
+    return Rendered(card_blocks(drawn), card_text(drawn))
+
+
+def note(message: SlackMessage, company: Company) -> Rendered:
+    """A thread note."""
+    blocks, text = note_message(
+        Note(message.facts["note"]),
+        message.facts,
+        company_name=company.name,
+        system_label=AccountingSystem(company.system).label,
+    )
+    return Rendered(blocks, text)
+
+
+def alert(message: SlackMessage, company: Company) -> Rendered:
+    """An alert, open (with the buttons that fix it) or resolved (with how)."""
+    assert company.id is not None
+    assert message.id is not None
+    facts = message.facts
+    problem = Problem.from_facts(facts["problem"]) if facts.get("problem") else None
+    resolved = facts.get("resolved") if message.closed_at else None
+    ref = ButtonRef(company.id, CompanyState(company.state).value, message.id)
+    blocks = alert_blocks(
+        company_name=company.name,
+        responsible_user_id=company.responsible_user_id,
+        problem=problem,
+        ref=ref,
+        count=int(facts.get("count", 1)),
+        resolved=resolved,
+        facts=facts,
+    )
+    return Rendered(blocks, alert_text(company.name, problem, resolved))
+
+
+def approval_dm(deps: Deps, request: ApprovalRequest, company: Company, *, link: str | None) -> Rendered:
+    """The approver's DM: the ask while the link works, then what became of it."""
+    state = ApprovalStatus(request.status)
+    if state is ApprovalStatus.COMPLETED and request.used_at:
+        return Rendered(
+            dm_approved_blocks(company_name=company.name, at=request.used_at),
+            f"{escape(company.name)} approved — thank you",
+        )
+    if state is ApprovalStatus.DECLINED:
+        return Rendered(
+            dm_declined_blocks(company_name=company.name, requester_name=requester(request)),
+            f"You declined connecting {escape(company.name)}",
+        )
+    if state is ApprovalStatus.SUPERSEDED or link is None:
+        why = "this request was replaced by a newer one, or withdrawn; the link in it no longer works."
+        return Rendered(dm_closed_blocks(company_name=company.name, why=why), f"{escape(company.name)}: link replaced")
+    assert request.id is not None
+    ask = ApprovalAsk(
+        request_id=request.id,
+        requester_name=requester(request),
+        firm_name=deps.settings.firm_name,
+        company_name=company.name,
+        org_number=company.org_number,
+        country=Country(company.country),
+        system=AccountingSystem(company.system),
+        link=link,
+        expires_at=request.expires_at,
+    )
+    return Rendered(dm_blocks(ask), dm_text(ask))
+
+
+def requester(request: ApprovalRequest) -> str:
+    """Who asked, by name once Slack has told us, else a neutral word."""
+    return request.requested_by_name or "Your accountant"

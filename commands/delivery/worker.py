@@ -1,0 +1,414 @@
+"""The deliverer: takes due outbox messages after their commit and brings them to Slack.
+
+Each message is drawn from the current state when it is sent, so ten changes to a card while Slack was down
+make one edit. Messages to one channel go in order and about one a second (Slack's pace for posting);
+`ratelimited` holds the channel for as long as Slack says; other failures are retried with exponential
+backoff and jitter, for as long as it takes, across restarts (the rows are in the database, claimed with a
+lease). A DM that cannot reach its person is given up, and the requester's confirmation then carries the
+link to forward instead. No state change waits for any of this, and no Slack failure undoes one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.crypto import DecryptError
+from bot.domain.types import ApprovalStatus
+from bot.runtime import Deps
+from bot.services import outbox
+from bot.services.outbox import Kind
+from bot.slack_format import escape
+from bot.store.models import ApprovalRequest, Company, SlackMessage
+from commands.approval.views import requester_blocks
+from commands.card.views import approver
+from commands.delivery import render
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0  # other processes' rows, and retries that come due, are picked up at least this often
+LEASE = timedelta(minutes=5)
+BATCH = 60
+LANES_AT_ONCE = 8
+FIRST_BACKOFF_SECONDS = 2.0
+# Slack's answers that mean "try again later" rather than "this will never work".
+TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+# The person or conversation cannot be reached: a DM is given up, an ephemeral becomes a DM.
+UNREACHABLE = {
+    "user_not_found",
+    "users_not_found",
+    "cannot_dm_bot",
+    "user_disabled",
+    "channel_not_found",
+    "not_in_channel",
+    "user_not_in_channel",
+    "is_archived",
+    "messages_tab_disabled",
+    "restricted_action",
+}
+# Our message is wrong; retrying cannot help, the log says which.
+MALFORMED = {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments"}
+
+
+class Wait(Exception):
+    """Not yet: the message follows another that Slack has not taken (a thread reply waits for its card)."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__("waiting for another message")
+        self.until = until
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a delivery left: where the message now is, and whether its sealed link can be wiped."""
+
+    channel: str | None = None
+    ts: str | None = None
+    clear_secret: bool = False
+    gave_up: str | None = None
+
+
+class Deliverer:
+    """Delivers the outbox; `run` in serve, `settle` in tests and the demo."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        # No retry handler: a `ratelimited` answer reschedules the message instead of sleeping inside a call.
+        self._slack = AsyncWebClient(token=deps.slack.token, base_url=deps.slack.base_url, timeout=15)
+        self._lock = asyncio.Lock()
+        self._next_slot: dict[str, float] = defaultdict(float)
+        self._warned: dict[str, float] = {}
+
+    async def run(self) -> None:
+        """Deliver until shutdown, woken by commits that wrote outbox rows."""
+        written = self._deps.store.outbox_written
+        while not self._deps.stopping.is_set():
+            written.clear()
+            try:
+                delivered = await self.deliver_due()
+            except Exception:  # a database hiccup: the rows are still there for the next round
+                log.exception("outbox delivery round failed")
+                delivered = 0
+            if delivered:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(written.wait(), timeout=POLL_SECONDS)
+
+    async def settle(self, *, rounds: int = 100) -> None:
+        """Let background work finish and deliver until nothing is due (what waits for a later retry stays)."""
+        for _ in range(rounds):
+            await self._deps.background.drain()
+            if await self.deliver_due() == 0 and not self._deps.background.busy:
+                return
+
+    async def deliver_due(self, *, everything: bool = False) -> int:
+        """One round: claim what is due, deliver it lane by lane; returns how many messages were tried.
+        `everything` also takes messages waiting for a later retry (tests that end an outage)."""
+        async with self._lock:
+            claimed = await self._claim(everything=everything)
+            lanes: dict[str, list[SlackMessage]] = defaultdict(list)
+            for message in claimed:
+                lanes[self._lane(message)].append(message)
+            limit = asyncio.Semaphore(LANES_AT_ONCE)
+
+            async def lane(key: str, messages: list[SlackMessage]) -> None:
+                async with limit:
+                    for message in messages:
+                        assert message.id is not None
+                        await self._deliver_one(message.id, key)
+
+            # Confirmations go last: they say whether the approver's DM (in another lane) got through.
+            first = {key: messages for key, messages in lanes.items() if not key.startswith("ephemeral:")}
+            await asyncio.gather(*(lane(key, messages) for key, messages in first.items()))
+            await asyncio.gather(*(lane(key, messages) for key, messages in lanes.items() if key not in first))
+            return len(claimed)
+
+    def _lane(self, message: SlackMessage) -> str:
+        if message.kind == Kind.APPROVAL_DM:
+            return f"dm:{message.user_id}"
+        if message.kind == Kind.CONFIRMATION:
+            return f"ephemeral:{message.channel}"
+        return f"channel:{message.channel or self._deps.settings.alert_channel}"
+
+    async def _claim(self, *, everything: bool) -> list[SlackMessage]:
+        now = self._deps.clock()
+        until = now + LEASE
+        async with self._deps.store.session() as session:
+            query = select(SlackMessage.id).where(
+                col(SlackMessage.pending).is_(True),
+                (col(SlackMessage.lease_until).is_(None)) | (col(SlackMessage.lease_until) < now),
+            )
+            if not everything:
+                query = query.where(col(SlackMessage.next_attempt_at) <= now)
+            ids = list((await session.exec(query.order_by(col(SlackMessage.id)).limit(BATCH))).all())
+            if not ids:
+                return []
+            await session.exec(
+                update(SlackMessage)
+                .where(
+                    col(SlackMessage.id).in_(ids),
+                    (col(SlackMessage.lease_until).is_(None)) | (col(SlackMessage.lease_until) < now),
+                )
+                .values(lease_owner=self._deps.owner, lease_until=until)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+            mine = select(SlackMessage).where(
+                col(SlackMessage.id).in_(ids),
+                col(SlackMessage.lease_owner) == self._deps.owner,
+                col(SlackMessage.lease_until) == until,
+            )
+            return list((await session.exec(mine.order_by(col(SlackMessage.id)))).all())
+
+    async def _deliver_one(self, message_id: int, lane: str) -> None:
+        async with self._deps.store.session() as session:
+            message = await session.get(SlackMessage, message_id)
+            if message is None or not message.pending:
+                return
+            version = message.version
+            try:
+                sent = await self._send(session, message, lane)
+            except Wait as wait:
+                await self._later(session, message_id, at=wait.until, error=None, counts=False)
+            except SlackApiError as exc:
+                await self._failed(session, message, lane, exc)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                await self._later(session, message_id, at=self._backoff(message), error=type(exc).__name__)
+            except DecryptError:
+                log.error("outbox message %s holds a link sealed with another ENCRYPTION_KEY; giving it up", message_id)
+                await self._done(session, message_id, version, Sent(clear_secret=True, gave_up="undecryptable"))
+            else:
+                await self._done(session, message_id, version, sent)
+            await session.commit()
+
+    async def _send(self, session: AsyncSession, message: SlackMessage, lane: str) -> Sent:
+        kind = Kind(message.kind)
+        company = await session.get(Company, message.company_id) if message.company_id else None
+        if company is None:
+            return Sent(gave_up="company gone")
+        if kind is Kind.CARD:
+            return await self._card(session, message, company, lane)
+        if kind in (Kind.NOTE, Kind.ALERT):
+            return await self._thread(session, message, company, lane)
+        request = await session.get(ApprovalRequest, message.request_id) if message.request_id else None
+        if request is None:
+            return Sent(gave_up="request gone")
+        if kind is Kind.APPROVAL_DM:
+            return await self._dm(session, message, request, company, lane)
+        return await self._confirm(session, message, request, company, lane)
+
+    async def _card(self, session: AsyncSession, message: SlackMessage, company: Company, lane: str) -> Sent:
+        drawn = await render.card(self._deps, session, company)
+        channel = message.channel or self._deps.settings.alert_channel
+        if message.ts:
+            try:
+                await self._write(
+                    lane, "chat_update", channel=channel, ts=message.ts, blocks=drawn.blocks, text=drawn.text
+                )
+                return Sent()
+            except SlackApiError as exc:
+                # Someone deleted the card: post a new one rather than lose the company from the channel.
+                if exc.response.get("error") != "message_not_found":
+                    raise
+        posted = await self._write(lane, "chat_postMessage", channel=channel, blocks=drawn.blocks, text=drawn.text)
+        return Sent(channel=str(posted["channel"]), ts=str(posted["ts"]))
+
+    async def _thread(self, session: AsyncSession, message: SlackMessage, company: Company, lane: str) -> Sent:
+        drawn = render.alert(message, company) if message.kind == Kind.ALERT else render.note(message, company)
+        if message.ts and message.channel:
+            if message.kind == Kind.NOTE:
+                return Sent()  # notes are said once
+            try:
+                await self._write(
+                    lane, "chat_update", channel=message.channel, ts=message.ts, blocks=drawn.blocks, text=drawn.text
+                )
+                return Sent()
+            except SlackApiError as exc:
+                if exc.response.get("error") != "message_not_found":
+                    raise
+        parent = await session.get(SlackMessage, message.parent_id) if message.parent_id else None
+        if parent is None or not parent.ts or not parent.channel:
+            raise Wait(parent.next_attempt_at if parent else self._deps.clock())
+        posted = await self._write(
+            lane, "chat_postMessage", channel=parent.channel, thread_ts=parent.ts, blocks=drawn.blocks, text=drawn.text
+        )
+        return Sent(channel=str(posted["channel"]), ts=str(posted["ts"]))
+
+    async def _dm(
+        self, session: AsyncSession, message: SlackMessage, request: ApprovalRequest, company: Company, lane: str
+    ) -> Sent:
+        if message.ts and message.channel:
+            if request.status == ApprovalStatus.PENDING:
+                return Sent()
+            drawn = render.approval_dm(self._deps, request, company, link=None)
+            await self._write(
+                lane, "chat_update", channel=message.channel, ts=message.ts, blocks=drawn.blocks, text=drawn.text
+            )
+            return Sent()
+        if request.status != ApprovalStatus.PENDING or not message.user_id or not message.secret_sealed:
+            return Sent(clear_secret=True, gave_up=f"request {request.status}")
+        await self._requester_name(session, request)
+        drawn = render.approval_dm(self._deps, request, company, link=self._deps.vault.open(message.secret_sealed))
+        try:
+            opened = await self._slack.conversations_open(users=message.user_id)
+            channel = str(opened["channel"]["id"])
+            posted = await self._write(lane, "chat_postMessage", channel=channel, blocks=drawn.blocks, text=drawn.text)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error"))
+            if error in UNREACHABLE:
+                # Deactivated, a guest the bot cannot DM, DMs closed: the requester forwards the link instead.
+                log.warning("could not DM the approver of company %s: %s", company.id, error)
+                return Sent(clear_secret=True, gave_up=error)
+            raise
+        return Sent(channel=channel, ts=str(posted["ts"]), clear_secret=True)
+
+    async def _confirm(
+        self, session: AsyncSession, message: SlackMessage, request: ApprovalRequest, company: Company, lane: str
+    ) -> Sent:
+        dm = await session.get(SlackMessage, message.parent_id) if message.parent_id else None
+        if dm is not None and dm.pending:
+            raise Wait(dm.next_attempt_at)
+        reached = dm is not None and dm.ts is not None
+        forward = None if reached or not message.secret_sealed else self._deps.vault.open(message.secret_sealed)
+        card = await outbox.card_of(session, company_id=company.id) if company.id else None
+        permalink = None
+        if card is not None and card.ts and card.channel:
+            try:
+                permalink = str(
+                    (await self._slack.chat_getPermalink(channel=card.channel, message_ts=card.ts))["permalink"]
+                )
+            except SlackApiError:
+                permalink = None  # the confirmation matters more than its link to the card
+        blocks = requester_blocks(
+            company_name=company.name,
+            approver=approver(request.approver_user_id, request.approver_email),
+            card_link=permalink,
+            forward_link=forward,
+            expires_at=request.expires_at,
+            in_slack=request.approver_user_id is not None,
+        )
+        text = f"{escape(company.name)} is saved and waits for approval"
+        try:
+            await self._write(
+                lane, "chat_postEphemeral", channel=message.channel, user=message.user_id, blocks=blocks, text=text
+            )
+        except SlackApiError as exc:
+            if str(exc.response.get("error")) not in UNREACHABLE:
+                raise
+            # The bot cannot see the conversation /addcompany was typed in: the requester gets a DM instead,
+            # since this may be the only copy of the link to forward.
+            await self._write(lane, "chat_postMessage", channel=message.user_id, blocks=blocks, text=text)
+        return Sent(clear_secret=True)
+
+    async def _requester_name(self, session: AsyncSession, request: ApprovalRequest) -> None:
+        if request.requested_by_name:
+            return
+        try:
+            answer = await self._slack.users_info(user=request.requested_by)
+        except SlackApiError as exc:
+            if str(exc.response.get("error")) in UNREACHABLE:
+                return  # the page says "Your accountant at <firm>"
+            raise
+        user = answer["user"]
+        profile = user.get("profile", {})
+        request.requested_by_name = str(profile.get("real_name") or user.get("real_name") or user.get("name") or "")
+        session.add(request)
+
+    async def _write(self, lane: str, method: str, **arguments: Any) -> Any:
+        """One Slack write, at most one a `SLACK_POST_INTERVAL_SECONDS` per channel."""
+        interval = self._deps.settings.slack_post_interval_seconds
+        wait = self._next_slot[lane] - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next_slot[lane] = time.monotonic() + interval
+        return await getattr(self._slack, method)(**arguments)
+
+    async def _failed(self, session: AsyncSession, message: SlackMessage, lane: str, exc: SlackApiError) -> None:
+        assert message.id is not None
+        error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+        now = self._deps.clock()
+        if error == "ratelimited" or exc.response.status_code == 429:
+            seconds = float(exc.response.headers.get("Retry-After", 30) or 30)
+            # The whole channel waits, not only this message.
+            self._next_slot[lane] = max(self._next_slot[lane], time.monotonic() + seconds)
+            await self._later(session, message.id, at=now + timedelta(seconds=seconds), error=error)
+            return
+        if error in MALFORMED:
+            log.error("Slack refused outbox message %s (%s) as malformed: %s", message.id, message.kind, error)
+            await self._done(session, message.id, message.version, Sent(clear_secret=True, gave_up=error))
+            return
+        if error not in TRANSIENT and exc.response.status_code < 500:
+            self._warn(lane, error)
+        await self._later(session, message.id, at=self._backoff(message), error=error)
+
+    def _warn(self, lane: str, error: str) -> None:
+        """Say once in a while, in one line, why a channel gets nothing (and how to fix it)."""
+        if time.monotonic() - self._warned.get(lane + error, -1e9) < 600:
+            return
+        self._warned[lane + error] = time.monotonic()
+        hint = {
+            "not_in_channel": "invite the bot to the channel (/invite @the bot's name)",
+            "channel_not_found": "check ALERT_CHANNEL is the channel's ID and the bot can see it",
+            "invalid_auth": "check SLACK_BOT_TOKEN",
+            "token_revoked": "reinstall the app and update SLACK_BOT_TOKEN",
+        }.get(error, "it is retried with backoff")
+        log.warning("Slack refuses messages for %s: %s; %s", lane, error, hint)
+
+    def _backoff(self, message: SlackMessage) -> datetime:
+        cap = self._deps.settings.slack_retry_max_seconds
+        delay = min(cap, FIRST_BACKOFF_SECONDS * 2 ** min(message.attempts, 16))
+        return self._deps.clock() + timedelta(seconds=delay * random.uniform(0.5, 1.0))
+
+    async def _later(
+        self, session: AsyncSession, message_id: int, *, at: datetime, error: str | None, counts: bool = True
+    ) -> None:
+        values: dict[str, Any] = {"next_attempt_at": at, "lease_owner": None, "lease_until": None}
+        if counts:
+            values["attempts"] = SlackMessage.attempts + 1
+            values["last_error"] = error
+        await session.exec(
+            update(SlackMessage)
+            .where(col(SlackMessage.id) == message_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _done(self, session: AsyncSession, message_id: int, version: int, sent: Sent) -> None:
+        values: dict[str, Any] = {
+            "delivered_version": version,
+            # A change committed while this delivery ran keeps the message due; the row decides, not us.
+            "pending": (col(SlackMessage.version) > version) if not sent.gave_up else False,
+            "attempts": 0,
+            "last_error": sent.gave_up,
+            "lease_owner": None,
+            "lease_until": None,
+            "delivered_at": self._deps.clock(),
+        }
+        if sent.gave_up:
+            values["dead"] = True
+        if sent.channel:
+            values["channel"] = sent.channel
+        if sent.ts:
+            values["ts"] = sent.ts
+        if sent.clear_secret:
+            values["secret_sealed"] = None
+        await session.exec(
+            update(SlackMessage)
+            .where(col(SlackMessage.id) == message_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
