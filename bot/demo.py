@@ -21,12 +21,13 @@ from sqlmodel import col, select
 from bot import logs
 from bot.simulators.browser import Page
 from bot.simulators.render import render_message, render_view
+from bot.simulators.slack import STAFF_GROUP
 from bot.simulators.slack_requests import input_values, picked_user, selected, typed
 from bot.simulators.stack import ALERT_CHANNEL, Stack, running_stack
 from bot.store.models import SyncRun
 from commands.addcompany.ids import Field
 
-KARI, OLA = "U0KARI", "U0OLA"
+KARI, OLA, GUEST = "U0KARI", "U0OLA", "U0GUEST"
 WIDTH = 100
 
 
@@ -284,6 +285,51 @@ class Demo:
         show("#onboarding", "the alert names the missing permission, who can fix it, and the button", rendered)
         self.stack.eaccounting.switches.no_full_permission = False
 
+    async def only_staff_and_only_in_turn(self) -> None:
+        heading("8. Trust: a guest, a stale button, and Slack refusing for a while")
+        response = await self.stack.slack.slash(command="/addcompany", user=GUEST, channel=ALERT_CHANNEL)
+        expect(response.status_code == 200, "the guest's /addcompany was not answered")
+        await self.wait_idle()
+        expect(not self.world.calls_to("views.open")[1:], "a guest could open the modal")
+        show(
+            "Gro (the client's bookkeeper, a guest in the workspace)", "runs /addcompany; only she sees", response.text
+        )
+
+        alert = self.thread()[-1]
+        self.stack.eaccounting.switches.no_full_permission = False
+        await self.press("Retry now")
+        show(
+            "#onboarding",
+            "the permission is given back and Retry now works; the alert keeps its story",
+            self.render(next(m for m in self.world.current_messages(ALERT_CHANNEL) if m["ts"] == alert["ts"])),
+        )
+        button = {
+            "type": "button",
+            **next(
+                e
+                for b in alert["blocks"]
+                if b["type"] == "actions"
+                for e in b["elements"]
+                if "link" in e["text"]["text"]
+            ),
+        }
+        before = len(self.stack.responses.posts)
+        await self.stack.slack.click(user=KARI, action=button, channel=ALERT_CHANNEL, message=alert)
+        await self.wait_idle()
+        answer = self.stack.responses.posts[before:]
+        expect(bool(answer) and "already resolved" in str(answer[-1].get("text")), "the stale button acted")
+        expect("🟢" in self.render(self.card()), "a stale button moved the company")
+        show("Kari", "presses the old alert's Send new approval link, days later; nothing moves", answer[-1]["text"])
+
+        self.world.switches.fail = {"chat.update": "service_unavailable"}
+        await self.press("Sync now")
+        self.world.switches.fail = {}
+        await self.stack.app.state.deliverer.deliver_due(everything=True)
+        await self.wait_idle()
+        card = self.render(self.card())
+        expect("syncing now" not in card and "last sync" in card, f"the card did not catch up: {card}")
+        show("#onboarding", "Slack refused card edits during a sync; the outbox caught up once it answered", card)
+
     async def run(self) -> None:
         await self.staff_adds_company()
         link, dm_channel = self.approval_link()
@@ -292,6 +338,7 @@ class Demo:
         await self.sync_rides_out_trouble()
         await self.outage()
         await self.sync_alert()
+        await self.only_staff_and_only_in_turn()
 
 
 async def main() -> int:
@@ -308,7 +355,9 @@ async def main() -> int:
             # Slack's one message a second per channel, at a tenth of it.
             "slack_post_interval_seconds": 0.1,
         }
-        async with running_stack(database_url=f"sqlite:///{tmp}/demo.db", **quick) as stack:
+        async with running_stack(
+            database_url=f"sqlite:///{tmp}/demo.db", staff_usergroup=STAFF_GROUP, **quick
+        ) as stack:
             demo = Demo(stack)
             try:
                 await demo.run()
@@ -320,7 +369,8 @@ async def main() -> int:
     print(
         f"\n✓ demo passed in {time.monotonic() - started:.1f} s: company added with one typo caught inline, "
         f"default-company mix-up caught, connected, first sync on the card, a 429 and a 503 ridden out, "
-        f"an outage shown on the card and cleared, permission alert raised "
+        f"an outage shown on the card and cleared, permission alert raised and resolved, a guest and a stale "
+        f"button refused, a Slack outage caught up "
         f"({calls} Slack API calls, {api_calls} eAccounting API calls)."
     )
     return 0

@@ -8,12 +8,17 @@ motion, while errors still reach Bolt's one error handler.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.runtime import Deps
+
+log = logging.getLogger(__name__)
+# What reading a payload of an unexpected shape raises (a missing key, a wrong type, a value we did not write).
+MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 Listener = Callable[..., Coroutine[Any, Any, None]]
 
@@ -53,7 +58,15 @@ def tracked(handler: Listener) -> Listener:
         task = deps.background.spawn(
             handler(**{name: given[name] for name in wanted}), name=handler.__qualname__, log_errors=False
         )
-        await task
+        try:
+            await task
+        except MALFORMED as exc:
+            if ack.response is not None:
+                raise  # after the acknowledgement: a real failure, for the error handler
+            # Slack never sends these shapes: a signed but malformed payload is acknowledged and dropped, in one
+            # log line, rather than answered with a 500 and a traceback.
+            log.warning("dropped a malformed %s payload (%s)", handler.__name__, type(exc).__name__)
+            await ack()
 
     listener.__name__ = handler.__name__
     listener.__qualname__ = handler.__qualname__

@@ -68,7 +68,8 @@ class TokenKeeper:
             return self._deps.vault.open(sealed)
         except DecryptError:
             raise OurConfiguration(
-                "the stored Visma tokens cannot be decrypted with ENCRYPTION_KEY (was the key changed?)"
+                "the stored Visma tokens cannot be decrypted with ENCRYPTION_KEY (after a key change, keep the old "
+                "key after the new one: ENCRYPTION_KEY=new,old)"
             ) from None
 
     def _remember(self, connection: Connection) -> str:

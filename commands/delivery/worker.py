@@ -179,7 +179,7 @@ class Deliverer:
             message = await session.get(SlackMessage, message_id)
             if message is None or not message.pending:
                 return
-            version = message.version
+            version, attempts, kind = message.version, message.attempts, message.kind
             try:
                 sent = await self._send(session, message, lane)
             except Wait as wait:
@@ -191,6 +191,10 @@ class Deliverer:
             except DecryptError:
                 log.error("outbox message %s holds a link sealed with another ENCRYPTION_KEY; giving it up", message_id)
                 await self._done(session, message_id, version, Sent(clear_secret=True, gave_up="undecryptable"))
+            except Exception as exc:  # a bug drawing this message: the others still go, this one is retried
+                log.exception("could not deliver outbox message %s (%s)", message_id, kind)
+                await session.rollback()
+                await self._later(session, message_id, at=self._after(attempts), error=type(exc).__name__)
             else:
                 await self._done(session, message_id, version, sent)
             await session.commit()
@@ -369,8 +373,12 @@ class Deliverer:
         log.warning("Slack refuses messages for %s: %s; %s", lane, error, hint)
 
     def _backoff(self, message: SlackMessage) -> datetime:
+        return self._after(message.attempts)
+
+    def _after(self, attempts: int) -> datetime:
+        """When to try again: exponential backoff with jitter, capped at SLACK_RETRY_MAX_SECONDS."""
         cap = self._deps.settings.slack_retry_max_seconds
-        delay = min(cap, FIRST_BACKOFF_SECONDS * 2 ** min(message.attempts, 16))
+        delay = min(cap, FIRST_BACKOFF_SECONDS * 2 ** min(attempts, 16))
         return self._deps.clock() + timedelta(seconds=delay * random.uniform(0.5, 1.0))
 
     async def _later(

@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+from cryptography.fernet import Fernet
 from sqlmodel import select
 
 from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState
@@ -313,3 +314,62 @@ async def test_the_approver_can_be_changed_from_the_card(stack):
     assert "<@U0PER>" in block_text(cards(stack)[-1])
     ola = stack.slack_world.current_messages(stack.slack_world.dm_channel_for(OLA))[-1]
     assert "no longer works" in block_text(ola)  # Ola's DM lost its link
+
+
+async def test_what_slack_did_not_take_survives_a_restart(database_url, clock):
+    from bot.simulators.stack import running_stack
+    from tests.scenario.conftest import QUICK
+
+    settings = {**QUICK, "encryption_key": Fernet.generate_key().decode()}
+    async with running_stack(database_url=database_url, clock=clock, **settings) as stack:
+        stack.slack_world.switches.fail = {"chat.postMessage": "service_unavailable"}
+        await add_company(stack)
+        assert cards(stack) == []
+    async with running_stack(database_url=database_url, clock=clock, **settings) as restarted:
+        await restarted.app.state.deliverer.deliver_due(everything=True)
+        await restarted.settle()
+        assert len(cards(restarted)) == 1
+        assert len(restarted.slack_world.calls_to("conversations.open")) == 1  # the DM once, not twice
+
+
+async def test_ratelimited_holds_the_channel_for_as_long_as_slack_says(stack):
+    stack.slack_world.switches.rate_limit = {"chat.postMessage": 1}
+    await add_company(stack)
+    async with stack.deps.store.session() as session:
+        [held] = (await session.exec(select(SlackMessage).where(SlackMessage.last_error == "ratelimited"))).all()
+    assert held.pending
+    assert 0.9 <= (held.next_attempt_at - clock_now(stack)).total_seconds() <= 1.1
+    clock_advance(stack, seconds=1.5)
+    await asyncio.sleep(1.0)  # the channel's own hold is in real time
+    await stack.settle()
+    assert len(cards(stack)) == 1
+
+
+def clock_now(stack: Any) -> Any:
+    return stack.deps.clock()
+
+
+def clock_advance(stack: Any, **delta: float) -> None:
+    stack.deps.clock.advance(**delta)  # type: ignore[attr-defined]
+
+
+async def test_a_message_that_cannot_be_drawn_does_not_hold_up_the_others(stack, clock):
+    await add_company(stack)
+    company = await company_row(stack)
+    async with stack.deps.store.session() as session:
+        session.add(
+            SlackMessage(
+                kind="note",
+                company_id=company.id,
+                facts={"note": "no such note"},
+                next_attempt_at=clock(),
+                created_at=clock(),
+            )
+        )
+        await session.commit()
+    await press(stack, CardAction.CANCEL)
+    assert "Deactivated" in block_text(cards(stack)[-1])
+    async with stack.deps.store.session() as session:
+        broken = (await session.exec(select(SlackMessage).where(SlackMessage.kind == "note"))).one()
+    assert broken.pending
+    assert broken.last_error == "ValueError"
