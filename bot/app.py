@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ import commands.card
 import commands.home
 from bot import scheduler as sync_jobs
 from bot.crypto import Vault
+from bot.listeners import SeenRecently, once, report
 from bot.runtime import BotIdentity, Deps
 from bot.scheduler import build_scheduler
 from bot.settings import Settings
@@ -102,20 +102,13 @@ def build_bolt(deps: Deps, staff: StaffDirectory) -> AsyncApp:
         context["deps"] = deps
         await next()
 
+    bolt.middleware(once(SeenRecently()))
     bolt.middleware(gate(staff))
 
     @bolt.error
     async def tell_the_user(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
-        # Only verified requests get here (the edge refuses the rest), and the answer goes back where the
-        # request came from (its response_url), never to a user id named in the body.
-        reference = uuid.uuid4().hex[:8]
-        log.error("listener failed (ref %s)", reference, exc_info=error)
-        if body.get("response_url"):
-            await respond(
-                text=f"Sorry — something went wrong on our side. Reference {reference}.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
+        # Only verified requests get here (the edge refuses the rest).
+        await report(error, body, respond)
 
     for flow in FLOWS:
         flow.register(bolt)

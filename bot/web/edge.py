@@ -237,7 +237,7 @@ def _check_shape(text: str, content_type: str) -> None:
 
 
 def _require_object(text: str, reason: str) -> None:
-    """Refuse (400) text that is not one JSON object."""
+    """Refuse (400) text that is not one JSON object, or one whose parts Bolt reads blindly are malformed."""
     try:
         # The standard parser on purpose: it is the one Bolt uses, so what passes here parses there.
         parsed = json.loads(text)
@@ -245,6 +245,23 @@ def _require_object(text: str, reason: str) -> None:
         raise _Refused(400, reason) from None
     if not isinstance(parsed, dict):
         raise _Refused(400, reason)
+    for name, shape in _PARTS.items():
+        if name in parsed and not shape(parsed[name]):
+            raise _Refused(400, f"{name} is malformed")
+
+
+# Parts of a payload that Bolt indexes before any listener runs (actions[0], event.get, view.get …): Slack
+# always sends them in these shapes; anything else would be a 500 from inside Bolt.
+_PARTS: dict[str, Callable[[object], bool]] = {
+    "actions": lambda value: isinstance(value, list) and bool(value) and all(isinstance(a, dict) for a in value),
+    "event": lambda value: isinstance(value, dict),
+    "view": lambda value: isinstance(value, dict),
+    "user": lambda value: isinstance(value, dict | str),
+    "team": lambda value: value is None or isinstance(value, dict | str),
+    "channel": lambda value: value is None or isinstance(value, dict | str),
+    "container": lambda value: isinstance(value, dict),
+    "message": lambda value: isinstance(value, dict),
+}
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any
+from urllib.parse import urlencode
 
 from cryptography.fernet import Fernet
 from sqlmodel import select
@@ -25,6 +27,7 @@ from tests.scenario.flow import (
     add_company,
     approval_link,
     approve,
+    approver_step,
     block_text,
     button,
     cards,
@@ -373,3 +376,54 @@ async def test_a_message_that_cannot_be_drawn_does_not_hold_up_the_others(stack,
         broken = (await session.exec(select(SlackMessage).where(SlackMessage.kind == "note"))).one()
     assert broken.pending
     assert broken.last_error == "ValueError"
+
+
+async def test_a_button_press_slack_sends_again_acts_once(stack):
+    await add_company(stack)
+    card = cards(stack)[-1]
+    payload = {
+        "type": "block_actions",
+        "user": {"id": KARI},
+        "trigger_id": "1.2.retried",
+        "actions": [{"action_ts": "1764000000.000001", **button(card, CardAction.RESEND_LINK)}],
+        "channel": {"id": ALERT_CHANNEL},
+        "container": {"type": "message", "message_ts": card["ts"], "channel_id": ALERT_CHANNEL},
+        "message": card,
+        "response_url": f"{stack.simulators_url}/slack/_response/9",
+    }
+    body = urlencode({"payload": json.dumps(payload)})
+    for retry in (0, 1, 2):  # a fresh timestamp (so a fresh signature) each time, as Slack's retries have
+        sent = await stack.slack.post(body, retry_num=retry or None, timestamp=int(time.time()) - retry)
+        assert sent.status_code == 200
+    await stack.settle()
+    async with stack.deps.store.session() as session:
+        assert len((await session.exec(select(ApprovalRequest))).all()) == 2  # the first link and one new one
+
+
+async def test_signed_payloads_of_shapes_slack_never_sends_get_a_4xx(stack):
+    for payload in (
+        {"type": "block_actions", "user": {"id": KARI}, "actions": []},
+        {"type": "block_actions", "user": {"id": KARI}, "actions": "x"},
+        {"type": "view_submission", "user": {"id": KARI}, "view": ["x"]},
+    ):
+        response = await stack.slack.interaction(payload)
+        assert 400 <= response.status_code < 500, payload
+    for event in ([], "x", None):
+        body = {"type": "event_callback", "event": event, "event_id": "Ev1", "team_id": "T0FJORD"}
+        response = await stack.slack.post(json.dumps(body), content_type="application/json")
+        assert 400 <= response.status_code < 500, event
+    view = await approver_step(stack)
+    bad = {**view, "private_metadata": "{not json"}
+    response = await stack.slack.submit_view(user=KARI, view=bad, values=STEP3)
+    assert response.status_code == 200
+    assert stack.slack_world.calls_to("conversations.open") == []
+
+
+async def test_a_failure_after_the_acknowledgement_answers_at_once_and_says_sorry(stack):
+    stack.slack_world.switches.fail = {"views.open": "internal_error"}
+    started = time.monotonic()
+    response = await stack.slack.slash(command="/addcompany", user=KARI, channel=ALERT_CHANNEL)
+    await stack.settle()
+    assert response.status_code == 200
+    assert time.monotonic() - started < 2.5  # Bolt waits 3 s for an ack it lost, then says 404
+    assert "something went wrong on our side" in str(stack.responses.posts[-1].get("text"))
