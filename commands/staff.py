@@ -25,6 +25,7 @@ from commands.card.ids import CardAction, CardView
 log = logging.getLogger(__name__)
 
 FRESH_SECONDS = 60.0
+RETRY_SECONDS = 10.0  # after a failed read, requests are refused without asking Slack again for this long
 NOT_STAFF = (
     "Sorry — only the firm's staff can do that here. If you were sent an approval link, use the link in "
     "your message; nothing else is needed from you."
@@ -61,9 +62,11 @@ class StaffDirectory:
             return True
         if not user_id:
             return False
-        if self._members is None:
+        since = time.monotonic() - self._fetched
+        if self._members is None and since > RETRY_SECONDS:
+            # Nothing known yet (or the last read failed a while ago): read now, and nobody passes meanwhile.
             await self._refresh()
-        elif time.monotonic() - self._fetched > FRESH_SECONDS and self._refreshing is None:
+        elif self._members is not None and since > FRESH_SECONDS and self._refreshing is None:
             self._refreshing = asyncio.create_task(self._refresh(), name="staff-refresh")
         return user_id in (self._members or frozenset())
 

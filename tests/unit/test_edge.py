@@ -89,7 +89,7 @@ async def test_a_signed_request_passes_with_its_body_intact(http, inner, edge):
 
 
 async def test_a_signed_interaction_and_a_signed_event_pass(http, inner):
-    form = urlencode({"payload": json.dumps({"type": "block_actions", "actions": []})})
+    form = urlencode({"payload": json.dumps({"type": "block_actions", "actions": [{"action_id": "card_sync_now"}]})})
     event = json.dumps({"type": "event_callback", "event": {"type": "app_home_opened"}})
     assert (await http.post("/slack/events", content=form, headers=signed(form))).status_code == 200
     headers = signed(event, content_type="application/json; charset=utf-8")
@@ -347,4 +347,21 @@ async def test_a_client_that_leaves_mid_body_is_not_answered(edge, inner):
 
     await edge({"type": "http", "method": "POST", "path": "/slack/events", "headers": []}, receive, send)
     assert sent == []
+    assert inner.bodies == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "block_actions", "actions": []},
+        {"type": "block_actions", "actions": ["x"]},
+        {"type": "view_submission", "view": "x"},
+        {"type": "event_callback", "event": []},
+        {"type": "block_actions", "user": 5, "actions": [{}]},
+    ],
+)
+async def test_signed_payloads_whose_parts_bolt_indexes_blindly_are_refused(http, inner, payload):
+    form = urlencode({"payload": json.dumps(payload)})
+    response = await http.post("/slack/events", content=form, headers=signed(form))
+    assert response.status_code == 400
     assert inner.bodies == []
