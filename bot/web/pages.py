@@ -26,6 +26,7 @@ from bot.domain.types import AccountingSystem, Country
 from bot.runtime import Deps
 from bot.services import approvals, companies
 from bot.services.approvals import LinkProblem, LinkRefused
+from bot.store.models import ApprovalRequest, Company
 
 log = logging.getLogger(__name__)
 
@@ -185,16 +186,24 @@ def _deps(request: Request) -> Deps:
     return deps
 
 
-async def approval_page(request: Request) -> Response:
-    """GET /approve/{token}: who asks for what, who can approve, and the way on."""
-    deps = _deps(request)
-    token = request.path_params["token"]
+async def _link(deps: Deps, token: str) -> tuple[ApprovalRequest, Company] | Response:
+    """The request and company behind a link, or the page saying why the link does not work."""
     async with deps.store.session() as session:
         try:
             approval = await approvals.by_token(session, token=token, now=deps.clock())
         except LinkRefused as refused:
             return result(deps, _REFUSED[refused.problem])
-        company = await companies.get(session, company_id=approval.company_id)
+        return approval, await companies.get(session, company_id=approval.company_id)
+
+
+async def approval_page(request: Request) -> Response:
+    """GET /approve/{token}: who asks for what, who can approve, and the way on."""
+    deps = _deps(request)
+    token = request.path_params["token"]
+    found = await _link(deps, token)
+    if isinstance(found, Response):
+        return found
+    approval, company = found
     country = Country(company.country)
     return render(
         "approve.html",
@@ -225,12 +234,10 @@ async def decline(request: Request) -> Response:
     token = request.path_params["token"]
     form = await request.form(max_files=0, max_fields=5)
     if form.get("confirm") != "yes":
-        async with deps.store.session() as session:
-            try:
-                approval = await approvals.by_token(session, token=token, now=deps.clock())
-            except LinkRefused as refused:
-                return result(deps, _REFUSED[refused.problem])
-            company = await companies.get(session, company_id=approval.company_id)
+        found = await _link(deps, token)
+        if isinstance(found, Response):
+            return found
+        approval, company = found
         return render(
             "decline.html",
             deps,

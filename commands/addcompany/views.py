@@ -197,6 +197,22 @@ def approver_view(state: AddCompanyState) -> View:
                 )
             ]
         ),
+        *approver_inputs(),
+    ]
+    return View(
+        type="modal",
+        callback_id=Step.APPROVER,
+        title=TITLE,
+        submit="Send approval link",
+        close="Back out",
+        private_metadata=state.dump(),
+        blocks=blocks,
+    )
+
+
+def approver_inputs() -> list[InputBlock]:
+    """Who approves at the client: a person in Slack, or an e-mail (the modal's step 3, Change approver)."""
+    return [
         InputBlock(
             block_id=Field.APPROVER_USER,
             label="Approver in Slack",
@@ -212,15 +228,6 @@ def approver_view(state: AddCompanyState) -> View:
             element=EmailInputElement(action_id=Field.APPROVER_EMAIL, placeholder="ola@nordlysbakeri.no"),
         ),
     ]
-    return View(
-        type="modal",
-        callback_id=Step.APPROVER,
-        title=TITLE,
-        submit="Send approval link",
-        close="Back out",
-        private_metadata=state.dump(),
-        blocks=blocks,
-    )
 
 
 def _company_line(state: AddCompanyState) -> str:

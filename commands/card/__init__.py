@@ -3,12 +3,15 @@
 from slack_bolt.async_app import AsyncApp
 
 from bot.listeners import tracked
-from commands.card import handlers
 from commands.card.ids import CardAction, CardView
 
 
 def register(app: AsyncApp) -> None:
     """Wire the card's buttons."""
+    # Imported here, not at the top: other flows' views use this package's ids and builders (the repair
+    # view of /addcompany offers the card's buttons), and the handlers import those flows back.
+    from commands.card import handlers
+
     app.action(CardAction.RESEND_LINK.value)(tracked(handlers.resend_link))
     app.action(CardAction.CANCEL.value)(tracked(handlers.cancel))
     app.action(CardAction.CHANGE_APPROVER.value)(tracked(handlers.change_approver))

@@ -16,11 +16,8 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ConfirmObject,
     ContextBlock,
-    EmailInputElement,
-    InputBlock,
     MarkdownTextObject,
     SectionBlock,
-    UserSelectElement,
 )
 from slack_sdk.models.views import View
 
@@ -30,7 +27,7 @@ from bot.domain.types import CompanyState
 from bot.services.outbox import Note
 from bot.services.status import Card, Failing, LastSync
 from bot.slack_format import day, escape, fill, mention, when
-from commands.addcompany.ids import Field
+from commands.addcompany.views import approver_inputs
 from commands.card.ids import ButtonRef, CardAction, CardView
 
 _ICON = {
@@ -327,18 +324,6 @@ def change_approver_view(*, company_name: str, ref: ButtonRef) -> View:
                     "earlier links stop working."
                 )
             ),
-            InputBlock(
-                block_id=Field.APPROVER_USER,
-                label="Approver in Slack",
-                optional=True,
-                element=UserSelectElement(action_id=Field.APPROVER_USER),
-            ),
-            InputBlock(
-                block_id=Field.APPROVER_EMAIL,
-                label="…or the approver's e-mail",
-                optional=True,
-                hint="When they are not in Slack: you get the link to forward.",
-                element=EmailInputElement(action_id=Field.APPROVER_EMAIL),
-            ),
+            *approver_inputs(),
         ],
     )
