@@ -35,7 +35,7 @@ def callback_path(system: AccountingSystem | str) -> str:
 
 
 class _Once:
-    """The `Api` of the consent check: one token, no pacing, nothing retried (the approver is waiting)."""
+    """The `Api` of a connection check: one token, no pacing, nothing retried (the approver is waiting)."""
 
     def __init__(self, deps: Deps, system: System, token: str) -> None:
         self._deps = deps
@@ -46,6 +46,13 @@ class _Once:
         """GET once with the fresh token."""
         response = await self._deps.http.get(
             self._system.url(path), params=dict(params or {}), headers={"Authorization": f"Bearer {self._token}"}
+        )
+        return self._system.parse(response)
+
+    async def post(self, path: str, body: Mapping[str, Any]) -> Any:
+        """POST once with the fresh token."""
+        response = await self._deps.http.post(
+            self._system.url(path), json=dict(body), headers={"Authorization": f"Bearer {self._token}"}
         )
         return self._system.parse(response)
 

@@ -38,6 +38,11 @@ class Company(SQLModel, table=True):
     org_number: str = Field(index=True)
     country: str
     system: AccountingSystem = Field(sa_type=String(32))
+    # Where the company is in its Visma system, when staff or the approver say it: the Tenant ID of a Visma.net
+    # company, the company number in Business NXT (eAccounting's comes back from the consent).
+    external_id: str | None = None
+    # What the system needs beyond that, in plain values (Visma ERP: API version and the scopes to ask for).
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     state: CompanyState = Field(default=CompanyState.DRAFT, index=True, sa_type=String(32))
     state_reason: str | None = None
     state_since: datetime

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -50,6 +51,14 @@ class _Budget:
         return random.uniform(ceiling / 2, ceiling)
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    path: str
+    params: dict[str, str | int] | None = None
+    json: dict[str, Any] | None = None
+
+
 class Calls:
     """The `Api` a system module reads through during one run."""
 
@@ -62,8 +71,10 @@ class Calls:
         tokens: TokenKeeper,
         policy: RetryPolicy,
         sleep: Any,
+        scope: str | None = None,
     ) -> None:
         self._system = system
+        self._scope = scope
         self._http = http
         self._limiters = limiters
         self._tokens = tokens
@@ -74,13 +85,20 @@ class Calls:
 
     async def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
         """GET a path; a 401 gets one token refresh and one more try before it is judged."""
+        return await self._authorised(_Request("GET", path, params=dict(params or {})))
+
+    async def post(self, path: str, body: Mapping[str, Any]) -> Any:
+        """POST a JSON body (a GraphQL query: a read, so as safe to retry as a GET)."""
+        return await self._authorised(_Request("POST", path, json=dict(body)))
+
+    async def _authorised(self, request: _Request) -> Any:
         try:
-            return await self._retrying(path, params)
+            return await self._retrying(request)
         except Unauthorized:
             await self._tokens.access(refused=True)
-            return await self._retrying(path, params)
+            return await self._retrying(request)
 
-    async def _retrying(self, path: str, params: Mapping[str, str | int] | None) -> Any:
+    async def _retrying(self, request: _Request) -> Any:
         budget = _Budget(self._policy)
         retrying = AsyncRetrying(
             # The token keeper has already retried the identity server; its outage is not retried twice over.
@@ -93,7 +111,7 @@ class Calls:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._once(path, params)
+                return await self._once(request)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def _count(self, state: RetryCallState) -> None:
@@ -101,15 +119,17 @@ class Calls:
         error = state.outcome.exception() if state.outcome else None
         log.info("retrying a %s request: %s", self._system.label, error)
 
-    async def _once(self, path: str, params: Mapping[str, str | int] | None) -> Any:
-        limiter = self._limiters.get(self._system.rate_limit(path))
+    async def _once(self, request: _Request) -> Any:
+        limiter = self._limiters.get(self._system.rate_limit(request.path, scope=self._scope))
         token = await self._tokens.access()  # before the slot: a refresh must not eat into the window
         slot = await limiter.acquire()
         self.requests += 1
         try:
-            response = await self._http.get(
-                self._system.url(path),
-                params=dict(params or {}),
+            response = await self._http.request(
+                request.method,
+                self._system.url(request.path),
+                params=request.params,
+                json=request.json,
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self._policy.timeout,
             )
@@ -122,7 +142,7 @@ class Calls:
             # now, so a wait for a pooled connection can never let one request too many into its window.
             limiter.restamp(slot)
         try:
-            return self._system.parse(response)
+            parsed = self._system.parse(response)
         except RateLimited as exc:
             limiter.hold_off(exc.retry_after)
             raise
@@ -130,3 +150,7 @@ class Calls:
             # httpx's Response and its stream refer to each other; with the collector tuned for bursts, a
             # page of a megabyte would wait for a full collection. Break the cycle once the body is parsed.
             response.stream = None  # type: ignore[assignment]
+        # Limits Visma counts without publishing them (Visma.net's hourly window) are read off each answer.
+        if (wait := self._system.pace(response)) is not None:
+            limiter.hold_off(wait)
+        return parsed

@@ -114,6 +114,7 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
             reconciliation_start=company.reconciliation_start,
             modules=tuple(company.modules),
             today=now.date(),
+            external_id=company.external_id,
         )
     heartbeat = asyncio.create_task(_heartbeat(deps, run_id), name=f"lease-{run_id}")
     calls: Calls | None = None
@@ -127,6 +128,7 @@ async def sync_company(deps: Deps, *, company_id: int, actor: str, full: bool = 
             tokens=keeper,
             policy=deps.retry_policy,
             sleep=deps.sleep,
+            scope=target.external_id,
         )
         outcome = await _read(deps, system, calls, progress, run_id=run_id, target=target, heartbeat=heartbeat)
     except asyncio.CancelledError:

@@ -21,7 +21,7 @@ from bot.crypto import DecryptError
 from bot.runtime import Deps
 from bot.store.models import Connection
 from bot.sync.policy import RetryPolicy
-from bot.visma.base import GrantRevoked, IdentityUnavailable, OurConfiguration, System
+from bot.visma.base import Grant, GrantRevoked, IdentityUnavailable, OurConfiguration, System
 
 log = logging.getLogger(__name__)
 
@@ -110,19 +110,28 @@ class TokenKeeper:
             await session.commit()
 
     async def _refresh(self, connection: Connection) -> str:
-        if not connection.refresh_token_sealed:
-            await self._release()
-            raise GrantRevoked("no refresh token is stored for this connection")
-        try:
-            refresh_token = self._open(connection.refresh_token_sealed)
-        except OurConfiguration:
-            await self._release()
-            raise
+        consent = self._system.grant is Grant.CONSENT
+        refresh_token = ""
+        if consent:
+            if not connection.refresh_token_sealed:
+                await self._release()
+                raise GrantRevoked("no refresh token is stored for this connection")
+            try:
+                refresh_token = self._open(connection.refresh_token_sealed)
+            except OurConfiguration:
+                await self._release()
+                raise
         delay = self._policy.initial
         try:
             for attempt in range(1, self._policy.attempts + 1):
                 try:
-                    tokens = await self._system.refresh(refresh_token=refresh_token, now=self._deps.clock())
+                    if consent:
+                        tokens = await self._system.refresh(refresh_token=refresh_token, now=self._deps.clock())
+                    else:
+                        # Tenant and listed systems: a new client-credentials token (for the company's tenant).
+                        tokens = await self._system.service_token(
+                            tenant=connection.external_company_id, now=self._deps.clock()
+                        )
                     break
                 except IdentityUnavailable as exc:
                     # The same token again: if Visma rotated it before the answer was lost, its grace period

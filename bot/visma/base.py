@@ -15,6 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 import httpx
@@ -130,13 +131,15 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The company as the engine knows it: what to read, from when."""
+    """The company as the engine knows it: what to read, from when, and where in Visma (`external_id`: the
+    Tenant ID of a Visma.net company, the company number in Business NXT; None for consent-based systems)."""
 
     company_id: int
     name: str
     reconciliation_start: date
     modules: tuple[str, ...]
     today: date
+    external_id: str | None = None
 
 
 @dataclass
@@ -161,6 +164,24 @@ class Api(Protocol):
         """GET a path under the system's API base; returns the parsed body or raises a VismaError."""
         ...
 
+    async def post(self, path: str, body: Mapping[str, Any]) -> Any:
+        """POST a JSON body (a GraphQL query) to a path under the system's API base; as `get` otherwise."""
+        ...
+
+
+class Grant(StrEnum):
+    """How a client company lets the firm in; it decides what the approver's page asks and how it is checked."""
+
+    # The approver signs in through our link and consents in Visma; we keep a refresh token (eAccounting,
+    # Visma ERP).
+    CONSENT = "consent"
+    # The client's administrator integrates our app in the Visma App Store for their tenant and gives us the
+    # Tenant ID; we take client-credentials tokens for that tenant (Visma.net Financials).
+    TENANT = "tenant"
+    # The client's system administrator activates our integration for the company; it then appears in the
+    # list our service token sees (Business NXT).
+    LISTED = "listed"
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
@@ -177,13 +198,20 @@ class System(Protocol):
     system: AccountingSystem
     label: str
     page_size: int
+    grant: Grant
 
     def url(self, path: str) -> str:
         """The absolute URL of an API path."""
         ...
 
-    def rate_limit(self, path: str) -> RateLimit:
-        """The limit a request to `path` counts against."""
+    def rate_limit(self, path: str, *, scope: str | None = None) -> RateLimit:
+        """The limit a request to `path` counts against (`scope`: the target's external id, for limits that
+        Visma counts per company)."""
+        ...
+
+    def pace(self, response: httpx.Response) -> float | None:
+        """Seconds to hold back further requests that share this response's limit, when its headers say the
+        window is spent (X-RateLimit-Remaining 0 and -Reset); None when nothing needs holding."""
         ...
 
     def parse(self, response: httpx.Response) -> Any:
@@ -204,6 +232,12 @@ class System(Protocol):
 
     async def refresh(self, *, refresh_token: str, now: datetime) -> TokenSet:
         """New tokens from a refresh token (GrantRevoked, OurConfiguration or IdentityUnavailable)."""
+        ...
+
+    async def service_token(self, *, tenant: str | None, now: datetime) -> TokenSet:
+        """A client-credentials token (for `tenant` where the system is tenant based); TENANT and LISTED systems
+        only. Raises GrantRevoked when the tenant no longer lets us in, OurConfiguration for our client, and
+        IdentityUnavailable when the identity server does not answer."""
         ...
 
     async def profile(self, api: Api) -> Profile:

@@ -29,6 +29,7 @@ from bot.domain.problems import Problem
 from bot.domain.types import AccountingSystem
 from bot.visma.base import (
     Api,
+    Grant,
     GrantRevoked,
     IdentityUnavailable,
     NotOffered,
@@ -68,6 +69,7 @@ class EAccounting:
 
     system = AccountingSystem.EACCOUNTING
     label = "Visma eAccounting"
+    grant = Grant.CONSENT
 
     def __init__(
         self,
@@ -165,10 +167,18 @@ class EAccounting:
         """The absolute URL of an API path."""
         return f"{self._api}/{path}"
 
-    def rate_limit(self, path: str) -> RateLimit:
+    def rate_limit(self, path: str, *, scope: str | None = None) -> RateLimit:
         """eAccounting counts per client and endpoint URL: every distinct path is its own budget."""
         count, window = self._rate
         return RateLimit(key=f"{self.system.value}:{self._client_id}:{path}", count=count, window=window)
+
+    def pace(self, response: httpx.Response) -> float | None:
+        """eAccounting sends no rate-limit headers; its 429 says how long to wait (see `parse`)."""
+        return None
+
+    async def service_token(self, *, tenant: str | None, now: datetime) -> TokenSet:
+        """eAccounting has no client-credentials access to a company's books: only a person's consent."""
+        raise OurConfiguration("eAccounting connections are made by consent, not with client credentials")
 
     def parse(self, response: httpx.Response) -> Any:
         """The parsed body of a 200, or the typed error the answer means."""
