@@ -8,6 +8,7 @@ organisation number before anything is kept.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain import problems
 from bot.domain.orgnumber import display, same_company
+from bot.domain.problems import Problem
 from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, Country
 from bot.runtime import Deps
 from bot.services import approvals, companies, outbox
@@ -24,7 +26,7 @@ from bot.services.approvals import LinkProblem, LinkRefused
 from bot.services.outbox import Note
 from bot.store.models import ApprovalRequest, Company
 from bot.sync.engine import sync_company
-from bot.visma.base import Api, OAuthError, Profile, System, VismaError
+from bot.visma.base import Api, OAuthError, Profile, System, TokenSet, VismaError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class Outcome(StrEnum):
     """How a return from Visma ended, one result page each."""
 
     CONNECTED = "connected"
+    NOT_YET = "not_yet"
     WRONG_COMPANY = "wrong_company"
     CANCELLED = "cancelled"
     REFUSED = "refused"
@@ -80,6 +83,9 @@ class ConsentResult:
     retry_url: str | None = None
     requester_name: str | None = None
     detail: str | None = None
+    # Why a check did not connect yet, in Visma's terms, with who can fix it and how (tenant-based systems).
+    problem: Problem | None = None
+    tenant: str | None = None
 
 
 async def begin(deps: Deps, *, token: str) -> str:
@@ -137,6 +143,88 @@ async def _decline(
     return True
 
 
+async def check_tenant(deps: Deps, *, token: str, tenant: str) -> ConsentResult:
+    """The approver gives the Tenant ID (Visma.net): take a client-credentials token for it, read the company,
+    and keep the connection when it is the company asked for. What is missing comes back in Visma's terms."""
+    now = deps.clock()
+    async with deps.store.session() as session:
+        request = await approvals.by_token(session, token=token, now=now)
+        company = await companies.get(session, company_id=request.company_id)
+    country = Country(company.country)
+    number = display(country, company.org_number)
+
+    def result(outcome: Outcome, **more: Any) -> ConsentResult:
+        return ConsentResult(outcome, company_name=company.name, org_number=number, tenant=tenant, **more)
+
+    try:
+        tenant = str(uuid.UUID(tenant.strip()))
+    except ValueError:
+        return result(Outcome.NOT_YET, problem=problems.not_a_tenant_id())
+    system = deps.system_for(company.system)
+    try:
+        tokens = await system.service_token(tenant=tenant, now=now)
+        settings = await system.profile(_Once(deps, system, tokens.access_token))
+    except VismaError as exc:
+        log.info("tenant check for company %s: %s", company.id, exc)
+        return result(Outcome.NOT_YET, problem=system.classify(exc, company=company.name))
+    if not same_company(country, company.org_number, got_country=settings.country, got_number=settings.org_number):
+        return result(
+            Outcome.WRONG_COMPANY, got_name=settings.name, got_number=_shown(country, settings.org_number or "")
+        )
+    async with deps.store.session() as session:
+        company = await companies.get(session, company_id=request.company_id)
+        request = await session.get(ApprovalRequest, request.id) or request
+        try:
+            await approvals.complete(session, request=request, now=now)
+        except LinkRefused as refused:
+            return result(Outcome.REFUSED, link_problem=refused.problem)
+        company.external_id = tenant
+        admin = "the client's administrator"
+        await _connected(deps, session, company=company, request=request, tokens=tokens, got=settings, by=admin)
+        await session.commit()
+    first_sync(deps, company)
+    return result(Outcome.CONNECTED, requester_name=request.requested_by_name)
+
+
+async def _connected(
+    deps: Deps,
+    session: AsyncSession,
+    *,
+    company: Company,
+    request: ApprovalRequest,
+    tokens: TokenSet,
+    got: Profile,
+    by: str,
+) -> None:
+    """Keep the connection, move the company on and tell the team (the caller commits, then `first_sync`)."""
+    now = deps.clock()
+    await approvals.save_connection(
+        session,
+        company=company,
+        tokens=tokens,
+        vault=deps.vault,
+        external_company_name=got.name,
+        external_company_id=company.external_id,
+        connected_by=by,
+        now=now,
+    )
+    companies.transition(session, company=company, to=CompanyState.CONNECTED, actor=by, now=now)
+    await outbox.resolve_alert(session, company=company, how="approved_again", now=now, approver=by)
+    company.next_sync_at = now
+    session.add(company)
+    await outbox.note(session, company=company, note=Note.CONNECTED, now=now, approver=by)
+    await outbox.card(session, company=company, now=now)
+    await outbox.approval_changed(session, request=request, now=now)
+
+
+def first_sync(deps: Deps, company: Company) -> None:
+    """Start the company's first sync in the background (after the connection is committed)."""
+    assert company.id is not None
+    deps.background.spawn(
+        sync_company(deps, company_id=company.id, actor="first sync"), name=f"first-sync-{company.id}"
+    )
+
+
 async def finish(deps: Deps, *, state: str | None, code: str | None, error: str | None) -> ConsentResult:
     """Handle the OAuth callback: use up the state, exchange the code, check the company, keep the connection.
 
@@ -187,26 +275,9 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
             result = await _wrong_company(deps, session, company=company, request=request, got=settings, by=approver)
             await session.commit()
             return result
-        await approvals.save_connection(
-            session,
-            company=company,
-            tokens=tokens,
-            vault=deps.vault,
-            external_company_name=settings.name,
-            connected_by=approver,
-            now=now,
-        )
-        companies.transition(session, company=company, to=CompanyState.CONNECTED, actor=approver, now=now)
-        await outbox.resolve_alert(session, company=company, how="approved_again", now=now, approver=approver)
-        company.next_sync_at = now
-        await outbox.note(session, company=company, note=Note.CONNECTED, now=now, approver=approver)
-        await outbox.card(session, company=company, now=now)
-        await outbox.approval_changed(session, request=request, now=now)
+        await _connected(deps, session, company=company, request=request, tokens=tokens, got=settings, by=approver)
         await session.commit()
-    assert company.id is not None
-    deps.background.spawn(
-        sync_company(deps, company_id=company.id, actor="first sync"), name=f"first-sync-{company.id}"
-    )
+    first_sync(deps, company)
     return ConsentResult(
         Outcome.CONNECTED,
         company_name=company.name,

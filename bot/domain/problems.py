@@ -229,6 +229,21 @@ def consent_revoked(*, company: str, code: str = "invalid_grant") -> Problem:
     )
 
 
+def not_a_tenant_id() -> Problem:
+    """What the approver typed is not a Tenant ID (a UUID)."""
+    return Problem(
+        ProblemKind.UNKNOWN,
+        "that is not a Tenant ID: a Tenant ID looks like 8bdf18fd-21cc-11e9-b307-0aa512338dd6",
+        "the client's administrator",
+        (
+            "In the Visma App Store (appstore.visma.net), click the company menu at the top right (the name or flag).",
+            "Copy the whole Tenant ID shown under the company name and paste it here.",
+        ),
+        Fix.RETRY,
+        "not a tenant id",
+    )
+
+
 def wrong_company(*, asked_for: str, got_name: str, got_number: str) -> Problem:
     """The approver connected another company than the one asked for (the default-company pitfall)."""
     return Problem(

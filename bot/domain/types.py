@@ -21,7 +21,7 @@ class AccountingSystem(StrEnum):
     @property
     def available(self) -> bool:
         """Whether onboarding through this system is built yet."""
-        return self is AccountingSystem.EACCOUNTING
+        return self in (AccountingSystem.EACCOUNTING, AccountingSystem.VISMA_NET)
 
 
 _SYSTEM_LABELS = {

@@ -226,6 +226,7 @@ async def save_connection(
     external_company_name: str,
     connected_by: str,
     now: datetime,
+    external_company_id: str | None = None,
 ) -> Connection:
     """Store (or replace) the company's connection; tokens are sealed with Fernet."""
     assert company.id is not None
@@ -244,6 +245,7 @@ async def save_connection(
     connection.access_expires_at = tokens.expires_at
     connection.scopes = tokens.scope
     connection.external_company_name = external_company_name
+    connection.external_company_id = external_company_id
     connection.connected_by = connected_by
     connection.connected_at = now
     session.add(connection)

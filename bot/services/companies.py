@@ -20,6 +20,8 @@ class CompanyIdentity(BaseModel):
     name: str
     country: Country
     org_number: str
+    # Where the company is in its system when staff know it (a Visma.net Tenant ID); else the approver says.
+    external_id: str | None = None
 
 
 class ReconciliationSettings(BaseModel):
@@ -83,6 +85,7 @@ async def register(
         org_number=draft.org_number,
         country=draft.country.value,
         system=draft.system,
+        external_id=draft.external_id,
         state=CompanyState.AWAITING_APPROVAL,
         state_since=now,
         comment=draft.comment,

@@ -27,6 +27,7 @@ from bot.runtime import Deps
 from bot.services import approvals, companies
 from bot.services.approvals import LinkProblem, LinkRefused
 from bot.store.models import ApprovalRequest, Company
+from bot.visma.base import Grant
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,8 @@ async def approval_page(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     approval, company = found
+    if deps.system_for(company.system).grant is Grant.TENANT:
+        return _tenant_page(deps, token, approval, company, tenant=company.external_id)
     country = Country(company.country)
     return render(
         "approve.html",
@@ -216,6 +219,62 @@ async def approval_page(request: Request) -> Response:
         continue_url=f"/approve/{token}",
         decline_url=f"/approve/{token}/decline",
     )
+
+
+def _tenant_page(
+    deps: Deps,
+    token: str,
+    approval: ApprovalRequest,
+    company: Company,
+    *,
+    tenant: str | None,
+    outcome: ConsentResult | None = None,
+) -> HTMLResponse:
+    """The page of a tenant-based system: the steps in Visma, and the Tenant ID form (again, with what is
+    missing, after a check that did not connect)."""
+    problem = outcome.problem if outcome else None
+    return render(
+        "approve_tenant.html",
+        deps,
+        status=200 if outcome is None else 422,
+        company_name=company.name,
+        org_number=display(Country(company.country), company.org_number),
+        system_label=AccountingSystem(company.system).label,
+        requester_name=approval.requested_by_name or "Your accountant",
+        expires=approval.expires_at.strftime("%d %B %Y"),
+        check_url=f"/approve/{token}/tenant",
+        decline_url=f"/approve/{token}/decline",
+        tenant=tenant,
+        problem=None
+        if problem is None
+        else {
+            "what": problem.plain(problem.what),
+            "who": problem.plain(problem.who),
+            "steps": [problem.plain(step) for step in problem.steps],
+            "code": problem.code,
+        },
+        got_name=outcome.got_name if outcome else None,
+        got_number=outcome.got_number if outcome else None,
+    )
+
+
+async def check_tenant(request: Request) -> Response:
+    """POST /approve/{token}/tenant: the approver gives the Tenant ID; it is checked at once."""
+    deps = _deps(request)
+    token = request.path_params["token"]
+    form = await request.form(max_files=0, max_fields=5)
+    tenant = str(form.get("tenant_id") or "")[:100]
+    try:
+        outcome = await connect.check_tenant(deps, token=token, tenant=tenant)
+    except LinkRefused as refused:
+        return result(deps, _REFUSED[refused.problem])
+    if outcome.outcome in (Outcome.NOT_YET, Outcome.WRONG_COMPANY):
+        found = await _link(deps, token)
+        if isinstance(found, Response):
+            return found
+        approval, company = found
+        return _tenant_page(deps, token, approval, company, tenant=tenant, outcome=outcome)
+    return result(deps, consent_page(outcome))
 
 
 async def continue_to_visma(request: Request) -> Response:
@@ -287,5 +346,6 @@ routes = [
     Route("/approve/{token}", approval_page, methods=["GET"]),
     Route("/approve/{token}", continue_to_visma, methods=["POST"]),
     Route("/approve/{token}/decline", decline, methods=["POST"]),
+    Route("/approve/{token}/tenant", check_tenant, methods=["POST"]),
     Route("/oauth/{system}/callback", oauth_callback, methods=["GET"]),
 ]

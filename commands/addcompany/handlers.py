@@ -46,7 +46,7 @@ async def system_chosen(ack: AsyncAck, body: dict[str, Any], client: AsyncWebCli
 async def company_submitted(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
     """Step 1 submitted: check the fields and that the company is new, then show step 2."""
     deps: Deps = context["deps"]
-    step, errors = parse.company_step(view["state"]["values"])
+    step, errors = parse.company_step(view["state"]["values"], offered=deps.systems.keys())
     if step is None:
         await ack(response_action="errors", errors=errors)
         return

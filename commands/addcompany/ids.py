@@ -20,6 +20,7 @@ class Field(StrEnum):
     NAME = "company_name"
     COUNTRY = "country"
     ORG_NUMBER = "org_number"
+    TENANT_ID = "tenant_id"
     PERIOD_TYPE = "period_type"
     FY_START_MONTH = "fy_start_month"
     RECONCILIATION_START = "reconciliation_start"

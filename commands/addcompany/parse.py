@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import Collection
 from datetime import date
 from typing import Any
 
@@ -41,14 +43,18 @@ def selected_system(values: Values) -> AccountingSystem | None:
         return None
 
 
-def company_step(values: Values) -> tuple[CompanyIdentity | None, Errors]:
-    """Step 1 values, or errors for each field that is wrong."""
+def company_step(
+    values: Values, *, offered: Collection[AccountingSystem] = tuple(AccountingSystem)
+) -> tuple[CompanyIdentity | None, Errors]:
+    """Step 1 values, or errors for each field that is wrong (`offered`: the systems this firm has set up)."""
     errors: Errors = {}
     system = selected_system(values)
     if system is None:
         errors[Field.SYSTEM] = "Choose the company's accounting system."
     elif not system.available:
-        errors[Field.SYSTEM] = f"{system.label} is not available yet: for now the bot connects Visma eAccounting."
+        errors[Field.SYSTEM] = f"{system.label} is not available yet."
+    elif system not in offered:
+        errors[Field.SYSTEM] = f"{system.label} is not set up for this firm yet: see README, Configuration."
     name = " ".join(_text(values, Field.NAME).split())
     if len(name) < 2:
         errors[Field.NAME] = "Enter the company's name as registered."
@@ -58,9 +64,22 @@ def company_step(values: Values) -> tuple[CompanyIdentity | None, Errors]:
         org_number = normalise(country, _text(values, Field.ORG_NUMBER))
     except InvalidOrgNumber as exc:
         errors[Field.ORG_NUMBER] = str(exc)
+    tenant = _text(values, Field.TENANT_ID)
+    external_id = None
+    if system is AccountingSystem.VISMA_NET and tenant:
+        try:
+            external_id = str(uuid.UUID(tenant))
+        except ValueError:
+            errors[Field.TENANT_ID] = (
+                "A Tenant ID looks like 3fa85f64-5717-4562-b3fc-2c963f66afa6: copy it from the company menu in "
+                "the Visma App Store, or leave it empty for the approver."
+            )
     if errors or system is None:
         return None, errors
-    return CompanyIdentity(system=system, name=name, country=country, org_number=org_number), {}
+    return (
+        CompanyIdentity(system=system, name=name, country=country, org_number=org_number, external_id=external_id),
+        {},
+    )
 
 
 def settings_step(values: Values, *, today: date) -> tuple[ReconciliationSettings | None, Errors]:

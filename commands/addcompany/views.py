@@ -36,8 +36,8 @@ TITLE = "Add a company"
 APPROVER_NEEDS = {
     AccountingSystem.EACCOUNTING: "The client's approver needs *full program permission* in the company, and "
     "the company needs the *bookkeeping* module.",
-    AccountingSystem.VISMA_NET: "The client's approver needs *Integration Administrator* (App Store) and *API "
-    "User* (ERP). Coming soon.",
+    AccountingSystem.VISMA_NET: "The client's administrator gives a user *Integration Administrator* (App Store) "
+    "and *API User* (ERP), integrates our app in the Visma App Store, and gives us the company's *Tenant ID*.",
     AccountingSystem.BUSINESS_NXT: "The client's system administrator activates our integration in Business "
     "NXT. Coming soon.",
     AccountingSystem.VISMA_ERP: "Needs the Tenant ID and the scopes to grant. Coming soon.",
@@ -113,6 +113,18 @@ def _company_view(chosen: AccountingSystem) -> dict[str, Any]:
             element=PlainTextInputElement(action_id=Field.ORG_NUMBER, placeholder="988 077 917", max_length=20),
         ),
     ]
+    if chosen is AccountingSystem.VISMA_NET:
+        blocks.append(
+            InputBlock(
+                block_id=Field.TENANT_ID,
+                label="Tenant ID",
+                optional=True,
+                hint="From the company menu in the Visma App Store. Leave it empty and the approver gives it.",
+                element=PlainTextInputElement(
+                    action_id=Field.TENANT_ID, placeholder="3fa85f64-5717-4562-b3fc-2c963f66afa6", max_length=40
+                ),
+            )
+        )
     view = View(type="modal", callback_id=Step.COMPANY, title=TITLE, submit="Next", close="Cancel", blocks=blocks)
     return view.to_dict()
 

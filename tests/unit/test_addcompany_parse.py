@@ -42,12 +42,25 @@ def test_company_step_accepts_a_valid_company():
 
 def test_company_step_reports_every_bad_field_under_its_own_block():
     step, errors = parse.company_step(
-        _values(system=_select("visma_net"), name=_text("X"), country=_select("NO"), org_number=_text("988077918"))
+        _values(system=_select("visma_erp"), name=_text("X"), country=_select("NO"), org_number=_text("988077918"))
     )
     assert step is None
     assert set(errors) == {Field.SYSTEM, Field.NAME, Field.ORG_NUMBER}
     assert "not available yet" in errors[Field.SYSTEM]
     assert "check digit" in errors[Field.ORG_NUMBER]
+
+
+def test_a_visma_net_tenant_id_is_checked_inline_or_left_to_the_approver():
+    base = {"system": _select("visma_net"), "name": _text("Fjord Fisk AS"), "org_number": _text("988077917")}
+    step, errors = parse.company_step(_values(**base, tenant_id=_text("not-a-uuid")))
+    assert step is None
+    assert "Tenant ID looks like" in errors[Field.TENANT_ID]
+    step, _ = parse.company_step(_values(**base, tenant_id=_text(" 3FA85F64-5717-4562-B3FC-2C963F66AFA6 ")))
+    assert step is not None
+    assert step.external_id == "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+    step, _ = parse.company_step(_values(**base))
+    assert step is not None
+    assert step.external_id is None
 
 
 def test_settings_step_refuses_a_future_start_and_needs_a_responsible_user():
