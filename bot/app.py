@@ -27,6 +27,7 @@ from starlette.routing import Route
 import commands.addcompany
 import commands.approval
 import commands.card
+import commands.firm
 import commands.home
 from bot import scheduler as sync_jobs
 from bot.crypto import Vault
@@ -44,7 +45,7 @@ from commands.staff import StaffDirectory, gate
 
 log = logging.getLogger(__name__)
 
-FLOWS = (commands.addcompany, commands.approval, commands.card, commands.home)
+FLOWS = (commands.addcompany, commands.approval, commands.card, commands.firm, commands.home)
 SHUTDOWN_GRACE_SECONDS = 20
 # Fewer, cheaper collections: a request allocates thousands of short-lived objects, and the default threshold
 # (700) runs the collector dozens of times inside one burst.

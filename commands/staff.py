@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from commands.addcompany.ids import COMMAND, Field, Step
 from commands.card.ids import CardAction, CardView
+from commands.firm.ids import FirmAction, FirmView
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,14 @@ NOT_STAFF = (
     "Sorry — only the firm's staff can do that here. If you were sent an approval link, use the link in "
     "your message; nothing else is needed from you."
 )
-_GATED_ACTIONS = {*(action.value for action in CardAction), Field.SYSTEM.value}
+_GATED_ACTIONS = {*(action.value for action in CardAction), Field.SYSTEM.value, FirmAction.OPEN.value}
 # Where a refused step shows the answer (a block that step has).
 _GATED_VIEWS = {
     Step.COMPANY.value: Field.ORG_NUMBER,
     Step.SETTINGS.value: Field.RESPONSIBLE,
     Step.APPROVER.value: Field.APPROVER_USER,
     CardView.CHANGE_APPROVER.value: Field.APPROVER_USER,
+    FirmView.SETTINGS.value: FirmView.NXT_CUSTOMER_IDS,
 }
 
 

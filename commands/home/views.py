@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from slack_sdk.models.blocks import ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
 from slack_sdk.models.views import View
 
 from bot.domain.types import CompanyState
 from bot.slack_format import escape
+from commands.firm.ids import FirmAction
 
 GROUPS: tuple[tuple[str, str, tuple[CompanyState, ...]], ...] = (
     ("🔴", "needs action", (CompanyState.PERMISSION_ERROR, CompanyState.DISCONNECTED)),
@@ -52,6 +61,7 @@ def home_view(rows: Sequence[HomeRow], counts: Mapping[CompanyState, int]) -> Vi
         if more > 0:
             blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…and {more} more")]))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Add a company with `/addcompany`.")]))
+    blocks.append(ActionsBlock(elements=[ButtonElement(text="Firm settings", action_id=FirmAction.OPEN)]))
     return View(type="home", blocks=blocks)  # type: ignore[arg-type]
 
 

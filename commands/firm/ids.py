@@ -1,0 +1,16 @@
+"""IDs of the firm settings modal."""
+
+from enum import StrEnum
+
+
+class FirmAction(StrEnum):
+    """The button that opens the firm settings (App Home; /addcompany when Business NXT needs them)."""
+
+    OPEN = "firm_settings_open"
+
+
+class FirmView(StrEnum):
+    """The firm settings modal and its one field so far."""
+
+    SETTINGS = "firm_settings"
+    NXT_CUSTOMER_IDS = "nxt_customer_ids"
