@@ -184,7 +184,7 @@ async def _read(
     target: Target,
     heartbeat: asyncio.Task[None],
 ) -> Outcome:
-    profile = await system.profile(calls)
+    profile = await system.profile(calls, external_id=target.external_id)
     await _remember_profile(deps, target.company_id, profile)
     async with deps.store.session() as session:
         stored = await store_books.cursors(session, company_id=target.company_id)

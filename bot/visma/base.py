@@ -240,8 +240,8 @@ class System(Protocol):
         IdentityUnavailable when the identity server does not answer."""
         ...
 
-    async def profile(self, api: Api) -> Profile:
-        """The connected company's settings."""
+    async def profile(self, api: Api, *, external_id: str | None = None) -> Profile:
+        """The connected company's settings (`external_id`: where it is, for systems whose token does not say)."""
         ...
 
     def books(self, profile: Profile, target: Target) -> tuple[Book, ...]:

@@ -210,7 +210,7 @@ class EAccounting:
             raise Refused(message, status=status, code=label)
         raise VismaError(f"Visma eAccounting refused the request (HTTP {status}): {message}", status=status, code=label)
 
-    async def profile(self, api: Api) -> Profile:
+    async def profile(self, api: Api, *, external_id: str | None = None) -> Profile:
         """The connected company's name, organisation number, variant and lock date."""
         body = await api.get("companysettings")
         locked = body.get("AccountingLockedTo")
