@@ -21,12 +21,13 @@ from bot.domain.orgnumber import display, same_company
 from bot.domain.problems import Problem
 from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, Country
 from bot.runtime import Deps
-from bot.services import approvals, companies, outbox
+from bot.services import approvals, companies, firm, outbox
 from bot.services.approvals import LinkProblem, LinkRefused
 from bot.services.outbox import Note
 from bot.store.models import ApprovalRequest, Company
 from bot.sync.engine import sync_company
-from bot.visma.base import Api, OAuthError, Profile, System, TokenSet, VismaError
+from bot.visma.base import Api, OAuthError, OurConfiguration, Profile, Refused, System, TokenSet, VismaError
+from bot.visma.business_nxt import BusinessNxt
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,74 @@ async def check_tenant(deps: Deps, *, token: str, tenant: str) -> ConsentResult:
         company.external_id = tenant
         admin = "the client's administrator"
         await _connected(deps, session, company=company, request=request, tokens=tokens, got=settings, by=admin)
+        await session.commit()
+    first_sync(deps, company)
+    return result(Outcome.CONNECTED, requester_name=request.requested_by_name)
+
+
+async def listed_companies(deps: Deps) -> list[tuple[str, str]]:
+    """(company number, name) of the Business NXT companies our integration may read for the firm's customer
+    IDs: what /addcompany offers to pick from, fed live."""
+    system = deps.systems.get(AccountingSystem.BUSINESS_NXT)
+    if not isinstance(system, BusinessNxt):
+        return []
+    async with deps.store.session() as session:
+        customer_ids = firm.customer_ids(await firm.settings(session))
+        await session.commit()
+    tokens = await system.service_token(tenant=None, now=deps.clock())
+    listed = await system.available_companies(_Once(deps, system, tokens.access_token), customer_ids=customer_ids)
+    return [(str(company.company_no), company.name) for company in listed]
+
+
+async def check_listed(deps: Deps, *, company_id: int) -> ConsentResult:
+    """Business NXT: is the company among those our integration may read (the client's system administrator
+    activated it)? Its organisation number decides which listed company it is; found, the connection is kept.
+    Run right after /addcompany (a company picked from the list) and from the page's "Check again"."""
+    now = deps.clock()
+    async with deps.store.session() as session:
+        company = await companies.get(session, company_id=company_id)
+        customer_ids = firm.customer_ids(await firm.settings(session))
+    country = Country(company.country)
+    number = display(country, company.org_number)
+
+    def result(outcome: Outcome, **more: Any) -> ConsentResult:
+        return ConsentResult(outcome, company_name=company.name, org_number=number, **more)
+
+    system = deps.system_for(company.system)
+    if not isinstance(system, BusinessNxt):
+        raise OurConfiguration(f"{system.label} does not list companies")
+    try:
+        tokens = await system.service_token(tenant=None, now=now)
+        api = _Once(deps, system, tokens.access_token)
+        listed = await system.available_companies(api, customer_ids=customer_ids)
+        found = None
+        for candidate in listed:
+            if company.external_id and str(candidate.company_no) != company.external_id:
+                continue
+            got = await system.profile(api, external_id=str(candidate.company_no))
+            if same_company(country, company.org_number, got_country=got.country, got_number=got.org_number):
+                found = (candidate, got)
+                break
+    except VismaError as exc:
+        log.info("listed check for company %s: %s", company.id, exc)
+        return result(Outcome.NOT_YET, problem=system.classify(exc, company=company.name))
+    if found is None:
+        return result(
+            Outcome.NOT_YET, problem=system.classify(Refused("not listed", code="AccessDenied"), company=company.name)
+        )
+    candidate, got = found
+    async with deps.store.session() as session:
+        company = await companies.get(session, company_id=company_id)
+        request = await approvals.latest(session, company_id=company_id)
+        if request is None:
+            return result(Outcome.REFUSED, link_problem=LinkProblem.UNKNOWN)
+        try:
+            await approvals.complete(session, request=request, now=now)
+        except LinkRefused as refused:
+            return result(Outcome.REFUSED, link_problem=refused.problem)
+        company.external_id = str(candidate.company_no)
+        admin = "the client's system administrator"
+        await _connected(deps, session, company=company, request=request, tokens=tokens, got=got, by=admin)
         await session.commit()
     first_sync(deps, company)
     return result(Outcome.CONNECTED, requester_name=request.requested_by_name)

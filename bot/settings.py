@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     visma_client_secret: SecretStr | None = None
     visma_connect_url: AnyHttpUrl = AnyHttpUrl("https://connect.visma.com")
     visma_net_api_url: AnyHttpUrl = AnyHttpUrl("https://api.finance.visma.net")
-    business_nxt_api_url: AnyHttpUrl = AnyHttpUrl("https://business.visma.net/api/graphql")
+    business_nxt_api_url: AnyHttpUrl = AnyHttpUrl("https://business.visma.net/api")
+    business_nxt_token_url: AnyHttpUrl = AnyHttpUrl("https://connect.visma.com/connect/token")
+    # Visma.net counts requests per company and client in an hourly window whose size it does not publish;
+    # the bot keeps under this and follows the X-RateLimit headers it gets back.
+    visma_net_rate_limit_per_hour: int = Field(default=3000, ge=1)
 
     firm_name: str = "Our accounting firm"
     # The Slack user group (S…) whose members are the firm's staff; unset lets every member act (see README).

@@ -99,6 +99,7 @@ def gate(staff: StaffDirectory) -> Callable[..., Awaitable[BoltResponse | None]]
             body.get("command") == COMMAND
             or (kind == "block_actions" and any(a.get("action_id") in _GATED_ACTIONS for a in body.get("actions", [])))
             or (kind == "view_submission" and (body.get("view") or {}).get("callback_id") in _GATED_VIEWS)
+            or kind == "block_suggestion"
         )
         user = context.user_id
         context["is_staff"] = await staff.is_staff(user)
@@ -110,6 +111,8 @@ def gate(staff: StaffDirectory) -> Callable[..., Awaitable[BoltResponse | None]]
             field = _GATED_VIEWS[body["view"]["callback_id"]]
             answer = {"response_action": "errors", "errors": {field.value: NOT_STAFF}}
             return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
+        if kind == "block_suggestion":
+            return BoltResponse(status=200, body='{"options": []}', headers={"content-type": "application/json"})
         if kind == "block_actions" and body.get("response_url"):
             # Answered after the acknowledgement, as any listener's reply.
             context["deps"].background.spawn(

@@ -36,6 +36,11 @@ class ProblemKind(StrEnum):
     RATE_LIMITED = "rate_limited"
     OUTAGE = "outage"
     UNKNOWN = "unknown"
+    TENANT_NOT_APPROVED = "tenant_not_approved"
+    CUSTOMER_TENANT = "customer_tenant"
+    NO_LICENCE = "no_licence"
+    NXT_NOT_ACTIVATED = "nxt_not_activated"
+    NXT_SERVICE_REFUSED = "nxt_service_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,7 @@ _PERSON_FIXES = {
     ProblemKind.LICENCE_NOT_ACCEPTED,
     ProblemKind.STARTUP_GUIDE,
     ProblemKind.COMPANY_INACTIVE,
+    ProblemKind.NO_LICENCE,
 }
 
 
@@ -259,4 +265,181 @@ def wrong_company(*, asked_for: str, got_name: str, got_number: str) -> Problem:
         Fix.NEW_LINK,
         "wrong company",
         {"got_name": got_name, "got_number": got_number, "asked_for": asked_for},
+    )
+
+
+_NXT_ADMIN = (
+    "the client's *system administrator* in Visma Business NXT (roles Application access and System supervisor)"
+)
+# Status names of Business NXT errors that pass by themselves (the sync retries them).
+_NXT_PASSING = {"InternalError", "Timeout", "CompanyUnavailable", "ServiceUnavailable"}
+
+
+def from_business_nxt(*, status_name: str | None, status: int, company: str, client_id: str = "") -> Problem:
+    """Classify a Business NXT answer: an error inside HTTP 200 (by its status_name) or the HTTP status."""
+    if status_name == "AccessDenied":
+        # The service can get a token, but NXT lets it into a company only after the client's system
+        # administrator has mapped our client_id to an NXT user and given it an access row for that company.
+        return Problem(
+            ProblemKind.NXT_NOT_ACTIVATED,
+            "our integration is not activated for {company} in Visma Business NXT",
+            _NXT_ADMIN,
+            (
+                "In Business NXT open the *User* table, show the *Connect application* column and add a user "
+                "named exactly `{client_id}` with *Connect application* ticked; save.",
+                "Open the *Connect Application Access* table and add one row for that user per company to "
+                "share, with the company's number in *Column no.* and an access group that may read the "
+                "general ledger; save.",
+                "Press *Send new approval link* if the approval page is gone, then *Check again* on it.",
+            ),
+            Fix.NEW_LINK,
+            "NXT AccessDenied",
+            {"company": company, "client_id": client_id or "our client ID"},
+        )
+    if status == 401 or status_name in {"invalid_client", "Unauthorized"}:
+        return Problem(
+            ProblemKind.NXT_SERVICE_REFUSED,
+            "Visma Business NXT refused our service token while reading {company}",
+            "our team: the firm's app registration in the Visma Developer Portal",
+            (
+                "Check that the Business NXT GraphQL integration (read-only service scope) of our app is approved "
+                "in the Visma Developer Portal and that the client ID and secret in the settings are current.",
+                "Press *Retry now* once it is fixed.",
+            ),
+            Fix.RETRY,
+            f"NXT {status_name or status}",
+            {"company": company},
+        )
+    if status >= 500 or status_name in _NXT_PASSING:
+        return Problem(
+            ProblemKind.OUTAGE,
+            f"Visma Business NXT answered {status_name or status}",
+            "nobody at the client: Visma is having trouble",
+            ("Nothing to do unless it lasts; the bot retries on its own schedule.",),
+            Fix.WAIT,
+            f"NXT {status_name or status}",
+        )
+    return Problem(
+        ProblemKind.UNKNOWN,
+        f"Visma Business NXT refused the request ({status_name or f'HTTP {status}'})",
+        "our team: this is unexpected",
+        ("Press *Retry now*; if it happens again, check the bot's log.",),
+        Fix.RETRY,
+        f"NXT {status_name or status}",
+    )
+
+
+# ----------------------------------------------------------------------------------------------- Visma.net
+
+_VNET_ADMIN = "the client's *Customer administrator* in Visma.net (who gives users their roles) for {company}"
+_VNET_ROLES = (
+    "In Visma.net Admin (signin.visma.net → Visma.net Financials → *Admin* → *Users and roles*) the Customer "
+    "administrator opens the user who will integrate our app and, on the row of the company, gives the role "
+    "*Integration Administrator* in the *App Store* column and *API User* under the ERP (*Add access* first if "
+    "the company is not listed), then *Save and close*. It can take 10–15 minutes before Visma sees it."
+)
+_VNET_LINK = (
+    "Open the approval link (or press *Send new approval link*) and enter the company's Tenant ID: in the App "
+    "Store, the company menu at the top right shows it under the company's name."
+)
+
+_VISMA_NET: dict[str, tuple[ProblemKind, str, str, tuple[str, ...], Fix]] = {
+    "invalid_tenant": (
+        ProblemKind.TENANT_NOT_APPROVED,
+        "Visma Connect will not let us into the company (invalid_tenant): our app is not integrated for it in "
+        "the Visma App Store (each company on its own, a company created later too), or the user who "
+        "integrated it lacks the *API User* role",
+        _VNET_ADMIN,
+        (
+            _VNET_ROLES,
+            "That user signs in at appstore.visma.net, finds our app under *Apps*, presses *Integrate*, turns on "
+            "the read scope and accepts.",
+            _VNET_LINK,
+        ),
+        Fix.NEW_LINK,
+    ),
+    "401": (
+        ProblemKind.CUSTOMER_TENANT,
+        "the Tenant ID we were given is the Visma *customer's*, not the company's: Visma gives us a token, but "
+        "the ERP refuses every request with it (HTTP 401)",
+        "the client's *Integration Administrator* in Visma.net for {company}",
+        (
+            "In the Visma App Store open the company menu at the top right, choose *Change organization* and pick "
+            "the company itself (not the customer above it); its Tenant ID is under its name. In Visma.net Admin "
+            "it is under Company → the company → Edit → Configuration → *Tenant id*.",
+            "Open the approval link (or press *Send new approval link*) and enter that Tenant ID.",
+        ),
+        Fix.NEW_LINK,
+    ),
+    "403": (
+        ProblemKind.SCOPE_MISSING,
+        "our app's read access was switched off for the company in the Visma App Store",
+        "the client's *Integration Administrator* in Visma.net for {company}",
+        (
+            "In the Visma App Store open *My apps*, press *Manage* on our integration and turn the read scope on.",
+            "Open the approval link (or press *Send new approval link*) to check the access again.",
+        ),
+        Fix.NEW_LINK,
+    ),
+    "12027": (
+        ProblemKind.NO_LICENCE,
+        "Visma.net answers *No license for this company* (IPPException 12027): the company's Visma.net "
+        "Financials licence has expired, or the integrating user lacks *API User*, or the Tenant ID is the "
+        "customer's",
+        "the client's *Customer administrator* in Visma.net for {company}, or Visma if the licence has ended",
+        (
+            "Check with Visma that the company's Visma.net Financials subscription is active.",
+            _VNET_ROLES,
+            "Press *Retry now* once it is fixed.",
+        ),
+        Fix.RETRY,
+    ),
+}
+
+
+def from_visma_net(*, status: int, code: str | None, company: str) -> Problem:
+    """Classify a Visma.net answer: a Visma Connect error code, an IPP fault code, or an HTTP status."""
+    # Visma's own code first (an OAuth error, an IPP fault code); the HTTP status only when it said nothing more.
+    key = code if code in _VISMA_NET else str(status) if code in {None, str(status)} else None
+    key = key if key in _VISMA_NET else None
+    if key is not None:
+        kind, what, who, steps, fix = _VISMA_NET[key]
+        return Problem(kind, what, who, steps, fix, f"Visma.net {key}", {"company": company})
+    if code == "invalid_grant":
+        return consent_revoked(company=company, code="Visma.net invalid_grant")
+    if code in {"invalid_client", "unauthorized_client", "invalid_scope", "unsupported_grant_type"}:
+        return Problem(
+            ProblemKind.UNKNOWN,
+            f"Visma Connect refused the firm's own app registration ({code})",
+            "our team: the app's client id, secret or scopes in the Visma Developer Portal",
+            ("Check the Visma.net client settings of the bot, then press *Retry now*.",),
+            Fix.RETRY,
+            f"Visma.net {code}",
+        )
+    if status == 429 or code == "429":
+        return Problem(
+            ProblemKind.RATE_LIMITED,
+            "Visma.net's hourly request limit for the company is used up",
+            "nobody: the bot waits for the next hour by itself",
+            ("Nothing to do; the next sync continues from where this one stopped.",),
+            Fix.WAIT,
+            "Visma.net 429",
+        )
+    if status >= 500 or status == 0:
+        return Problem(
+            ProblemKind.OUTAGE,
+            f"Visma.net did not answer properly (HTTP {status})" if status else "Visma Connect did not answer",
+            "nobody at the client: Visma is having trouble",
+            ("Nothing to do unless it lasts; the bot retries on its own schedule.",),
+            Fix.WAIT,
+            f"Visma.net {code or status}",
+        )
+    return Problem(
+        ProblemKind.UNKNOWN,
+        "Visma.net refused the request (HTTP {status}, code {code})",
+        "our team: this is unexpected",
+        ("Press *Retry now*; if it happens again, check the bot's log.",),
+        Fix.RETRY,
+        f"Visma.net {code or status}",
+        {"status": str(status), "code": str(code)},
     )

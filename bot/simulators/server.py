@@ -9,8 +9,9 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
+from bot.simulators.business_nxt import BusinessNxtWorld, create_business_nxt_app
 from bot.simulators.eaccounting import EAccountingWorld, create_api_app, create_identity_app, seed_world
 from bot.simulators.serving import LoopbackServer
 from bot.simulators.slack import SlackWorld, create_slack_app
@@ -33,16 +34,23 @@ class ResponseLog:
         return JSONResponse({"ok": True})
 
 
-def create_simulators(*, slack: SlackWorld, eaccounting: EAccountingWorld, responses: ResponseLog) -> Starlette:
-    """One ASGI app: /slack (Web API fake), /eaccounting/identity and /eaccounting/api."""
-    return Starlette(
-        routes=[
-            Route("/slack/_response/{n}", responses.receive, methods=["POST"]),
-            Mount("/slack", app=create_slack_app(slack)),
-            Mount("/eaccounting/identity", app=create_identity_app(eaccounting)),
-            Mount("/eaccounting/api", app=create_api_app(eaccounting)),
-        ]
-    )
+def create_simulators(
+    *,
+    slack: SlackWorld,
+    eaccounting: EAccountingWorld,
+    responses: ResponseLog,
+    nxt: BusinessNxtWorld | None = None,
+) -> Starlette:
+    """One ASGI app: /slack (Web API fake), /eaccounting/identity and /eaccounting/api, /nxt (Business NXT)."""
+    routes: list[BaseRoute] = [
+        Route("/slack/_response/{n}", responses.receive, methods=["POST"]),
+        Mount("/slack", app=create_slack_app(slack)),
+        Mount("/eaccounting/identity", app=create_identity_app(eaccounting)),
+        Mount("/eaccounting/api", app=create_api_app(eaccounting)),
+    ]
+    if nxt is not None:
+        routes.append(Mount("/nxt", app=create_business_nxt_app(nxt)))
+    return Starlette(routes=routes)
 
 
 async def run_simulators(*, port: int) -> None:

@@ -21,6 +21,7 @@ from bot.connect import callback_path
 from bot.runtime import Deps
 from bot.settings import Settings
 from bot.simulators.browser import FormBrowser
+from bot.simulators.business_nxt import BusinessNxtWorld, seed_business_nxt
 from bot.simulators.eaccounting import EAccountingWorld, seed_world
 from bot.simulators.server import ResponseLog, create_simulators
 from bot.simulators.serving import LoopbackServer, free_port
@@ -31,6 +32,9 @@ SIGNING_SECRET = "demo-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-0000-fjordbris-demo-token"
 CLIENT_ID = "fjordbris_onboarding"
 CLIENT_SECRET = "demo-client-secret-do-not-use"
+# The firm's Visma Connect client (Visma.net Financials, Business NXT, Visma ERP).
+VISMA_CLIENT_ID = "isv_fjordbris_onboarding"
+VISMA_CLIENT_SECRET = "demo-visma-connect-secret-do-not-use"
 ALERT_CHANNEL = "C0ALERTS"
 
 
@@ -44,6 +48,7 @@ class Stack:
     simulators_url: str
     slack_world: SlackWorld
     eaccounting: EAccountingWorld
+    nxt: BusinessNxtWorld
     responses: ResponseLog
     slack: SlackSide
     browser: FormBrowser
@@ -87,6 +92,10 @@ def stack_settings(*, database_url: str, bot_port: int, simulators_url: str, **o
         "eaccounting_client_secret": CLIENT_SECRET,
         "eaccounting_identity_url": f"{simulators_url}/eaccounting/identity",
         "eaccounting_api_url": f"{simulators_url}/eaccounting/api",
+        "visma_client_id": VISMA_CLIENT_ID,
+        "visma_client_secret": VISMA_CLIENT_SECRET,
+        "business_nxt_api_url": f"{simulators_url}/nxt/api",
+        "business_nxt_token_url": f"{simulators_url}/nxt/connect/token",
         "firm_name": "Fjordbris Regnskap",
         "_env_file": None,
     }
@@ -109,8 +118,10 @@ async def running_stack(
     eaccounting.register_client(
         CLIENT_ID, CLIENT_SECRET, {f"http://127.0.0.1:{bot_port}/{callback_path('eaccounting')}"}
     )
+    nxt = seed_business_nxt(client_id=VISMA_CLIENT_ID)
+    nxt.register_client(VISMA_CLIENT_ID, VISMA_CLIENT_SECRET)
     responses = ResponseLog()
-    simulators = create_simulators(slack=slack_world, eaccounting=eaccounting, responses=responses)
+    simulators = create_simulators(slack=slack_world, eaccounting=eaccounting, responses=responses, nxt=nxt)
     async with LoopbackServer(simulators) as sim_server:
         settings = stack_settings(
             database_url=database_url, bot_port=bot_port, simulators_url=sim_server.url, **settings_overrides
@@ -124,6 +135,7 @@ async def running_stack(
                 simulators_url=sim_server.url,
                 slack_world=slack_world,
                 eaccounting=eaccounting,
+                nxt=nxt,
                 responses=responses,
                 slack=SlackSide(
                     http,

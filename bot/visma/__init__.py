@@ -7,12 +7,14 @@ import httpx
 from bot.domain.types import AccountingSystem
 from bot.settings import Settings
 from bot.visma.base import System
+from bot.visma.business_nxt import BusinessNxt
 from bot.visma.eaccounting import EAccounting
 
 
 def build_systems(settings: Settings, http: httpx.AsyncClient) -> dict[AccountingSystem, System]:
-    """The system modules this installation can talk to, over one shared HTTP client."""
-    return {
+    """The system modules this installation can talk to, over one shared HTTP client (the Visma Connect
+    systems only when the firm's Visma Connect client is configured)."""
+    systems: dict[AccountingSystem, System] = {
         AccountingSystem.EACCOUNTING: EAccounting(
             http,
             identity_url=str(settings.eaccounting_identity_url),
@@ -24,3 +26,14 @@ def build_systems(settings: Settings, http: httpx.AsyncClient) -> dict[Accountin
             page_size=settings.visma_page_size,
         ),
     }
+    if settings.visma_client_id and settings.visma_client_secret:
+        secret = settings.visma_client_secret.get_secret_value()
+        systems[AccountingSystem.BUSINESS_NXT] = BusinessNxt(
+            http,
+            token_url=str(settings.business_nxt_token_url),
+            api_url=str(settings.business_nxt_api_url).rstrip("/"),
+            client_id=settings.visma_client_id,
+            client_secret=secret,
+            page_size=settings.visma_page_size,
+        )
+    return systems

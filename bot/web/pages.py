@@ -22,12 +22,13 @@ from starlette.routing import Route
 from bot import connect
 from bot.connect import ConsentResult, Outcome
 from bot.domain.orgnumber import display
+from bot.domain.problems import Problem
 from bot.domain.types import AccountingSystem, Country
 from bot.runtime import Deps
 from bot.services import approvals, companies
 from bot.services.approvals import LinkProblem, LinkRefused
 from bot.store.models import ApprovalRequest, Company
-from bot.visma.base import Grant
+from bot.visma.base import Grant, Refused
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +206,11 @@ async def approval_page(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     approval, company = found
-    if deps.system_for(company.system).grant is Grant.TENANT:
+    grant = deps.system_for(company.system).grant
+    if grant is Grant.TENANT:
         return _tenant_page(deps, token, approval, company, tenant=company.external_id)
+    if grant is Grant.LISTED:
+        return _listed_page(deps, token, approval, company)
     country = Country(company.country)
     return render(
         "approve.html",
@@ -245,17 +249,64 @@ def _tenant_page(
         check_url=f"/approve/{token}/tenant",
         decline_url=f"/approve/{token}/decline",
         tenant=tenant,
-        problem=None
-        if problem is None
-        else {
-            "what": problem.plain(problem.what),
-            "who": problem.plain(problem.who),
-            "steps": [problem.plain(step) for step in problem.steps],
-            "code": problem.code,
-        },
+        problem=None if problem is None else _shown(problem),
         got_name=outcome.got_name if outcome else None,
         got_number=outcome.got_number if outcome else None,
     )
+
+
+def _listed_page(
+    deps: Deps, token: str, approval: ApprovalRequest, company: Company, *, outcome: ConsentResult | None = None
+) -> HTMLResponse:
+    """The page of a listed system (Business NXT): the activation steps and "Check again"."""
+    system = deps.system_for(company.system)
+    steps = system.classify(Refused("not activated", code="NXT AccessDenied"), company=company.name)
+    problem = outcome.problem if outcome else None
+    return render(
+        "approve_listed.html",
+        deps,
+        status=200 if outcome is None else 422,
+        company_name=company.name,
+        org_number=display(Country(company.country), company.org_number),
+        system_label=AccountingSystem(company.system).label,
+        requester_name=approval.requested_by_name or "Your accountant",
+        expires=approval.expires_at.strftime("%d %B %Y"),
+        check_url=f"/approve/{token}/check",
+        decline_url=f"/approve/{token}/decline",
+        steps=[steps.plain(step) for step in steps.steps],
+        problem=None
+        if problem is None
+        else {
+            "what": problem.plain(problem.what).capitalize(),
+            "who": problem.plain(problem.who),
+            "code": problem.code,
+        },
+    )
+
+
+def _shown(problem: Problem) -> dict[str, Any]:
+    """A problem as a page shows it (plain text; the template escapes)."""
+    return {
+        "what": problem.plain(problem.what),
+        "who": problem.plain(problem.who),
+        "steps": [problem.plain(step) for step in problem.steps],
+        "code": problem.code,
+    }
+
+
+async def check_listed(request: Request) -> Response:
+    """POST /approve/{token}/check: has the system administrator activated the integration yet?"""
+    deps = _deps(request)
+    token = request.path_params["token"]
+    found = await _link(deps, token)
+    if isinstance(found, Response):
+        return found
+    approval, company = found
+    assert company.id is not None
+    outcome = await connect.check_listed(deps, company_id=company.id)
+    if outcome.outcome is Outcome.NOT_YET:
+        return _listed_page(deps, token, approval, company, outcome=outcome)
+    return result(deps, consent_page(outcome))
 
 
 async def check_tenant(request: Request) -> Response:
@@ -347,5 +398,6 @@ routes = [
     Route("/approve/{token}", continue_to_visma, methods=["POST"]),
     Route("/approve/{token}/decline", decline, methods=["POST"]),
     Route("/approve/{token}/tenant", check_tenant, methods=["POST"]),
+    Route("/approve/{token}/check", check_listed, methods=["POST"]),
     Route("/oauth/{system}/callback", oauth_callback, methods=["GET"]),
 ]

@@ -11,6 +11,7 @@ def register(app: AsyncApp) -> None:
     """Wire the flow's listeners."""
     app.command(COMMAND)(tracked(handlers.open_modal))
     app.action(Field.SYSTEM.value)(tracked(handlers.system_chosen))
+    app.options(Field.NXT_COMPANY.value)(tracked(handlers.nxt_companies))
     app.view(Step.COMPANY.value)(tracked(handlers.company_submitted))
     app.view(Step.SETTINGS.value)(tracked(handlers.settings_submitted))
     app.view(Step.APPROVER.value)(tracked(handlers.approver_submitted))

@@ -9,11 +9,12 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import onboarding
+from bot import connect, onboarding
 from bot.domain.types import CompanyState
 from bot.runtime import Deps
 from bot.services import companies
 from bot.services.companies import CompanyDraft, CompanyExists
+from bot.visma.base import Grant, VismaError
 from commands.addcompany import parse
 from commands.addcompany.ids import Field
 from commands.addcompany.state import AddCompanyState
@@ -111,6 +112,27 @@ async def approver_submitted(ack: AsyncAck, view: dict[str, Any], context: Async
             await onboarding.send_link(deps, session, company=company, actor=actor, reply_in=state.channel_id or actor)
         await session.commit()
     await ack()
+    if created and deps.system_for(company.system).grant is Grant.LISTED:
+        # Picked from the list, or already activated: connected without waiting for the administrator.
+        assert company.id is not None
+        await connect.check_listed(deps, company_id=company.id)
+
+
+async def nxt_companies(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    """The Business NXT companies to pick from, fed live (filtered by what is typed)."""
+    deps: Deps = context["deps"]
+    typed = str(body.get("value") or "").strip().lower()
+    try:
+        listed = await connect.listed_companies(deps)
+    except VismaError as exc:
+        await ack(options=[_option("", f"Business NXT did not answer: {exc.message}"[:75])])
+        return
+    matching = [(number, name) for number, name in listed if typed in name.lower() or typed in number][:100]
+    await ack(options=[_option(number, f"{name} ({number})") for number, name in matching])
+
+
+def _option(value: str, text: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": text[:75]}, "value": value or "none"}
 
 
 def _already(name: str, state: str) -> str:

@@ -21,6 +21,7 @@ class Field(StrEnum):
     COUNTRY = "country"
     ORG_NUMBER = "org_number"
     TENANT_ID = "tenant_id"
+    NXT_COMPANY = "nxt_company"
     PERIOD_TYPE = "period_type"
     FY_START_MONTH = "fy_start_month"
     RECONCILIATION_START = "reconciliation_start"

@@ -74,6 +74,9 @@ def company_step(
                 "A Tenant ID looks like 3fa85f64-5717-4562-b3fc-2c963f66afa6: copy it from the company menu in "
                 "the Visma App Store, or leave it empty for the approver."
             )
+    if system is AccountingSystem.BUSINESS_NXT:
+        picked = _selected(values, Field.NXT_COMPANY)
+        external_id = picked if picked and picked.isdigit() else None
     if errors or system is None:
         return None, errors
     return (

@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     DatePickerElement,
     EmailInputElement,
+    ExternalDataSelectElement,
     InputBlock,
     MarkdownTextObject,
     Option,
@@ -39,7 +40,7 @@ APPROVER_NEEDS = {
     AccountingSystem.VISMA_NET: "The client's administrator gives a user *Integration Administrator* (App Store) "
     "and *API User* (ERP), integrates our app in the Visma App Store, and gives us the company's *Tenant ID*.",
     AccountingSystem.BUSINESS_NXT: "The client's system administrator activates our integration in Business "
-    "NXT. Coming soon.",
+    "NXT for the company (one access row per company); then it appears in the list below.",
     AccountingSystem.VISMA_ERP: "Needs the Tenant ID and the scopes to grant. Coming soon.",
 }
 
@@ -113,6 +114,21 @@ def _company_view(chosen: AccountingSystem) -> dict[str, Any]:
             element=PlainTextInputElement(action_id=Field.ORG_NUMBER, placeholder="988 077 917", max_length=20),
         ),
     ]
+    if chosen is AccountingSystem.BUSINESS_NXT:
+        blocks.insert(
+            2,
+            InputBlock(
+                block_id=Field.NXT_COMPANY,
+                label="Company in Business NXT",
+                optional=True,
+                hint="The companies our integration can read for the firm's Visma customer IDs (Firm settings in "
+                "App Home). Not in the list? Leave it empty: the client's system administrator gets the steps "
+                "to activate it.",
+                element=ExternalDataSelectElement(
+                    action_id=Field.NXT_COMPANY, min_query_length=0, placeholder="Search the companies"
+                ),
+            ),
+        )
     if chosen is AccountingSystem.VISMA_NET:
         blocks.append(
             InputBlock(
