@@ -15,6 +15,7 @@ from bot.simulators.business_nxt import BusinessNxtWorld, create_business_nxt_ap
 from bot.simulators.eaccounting import EAccountingWorld, create_api_app, create_identity_app, seed_world
 from bot.simulators.serving import LoopbackServer
 from bot.simulators.slack import SlackWorld, create_slack_app
+from bot.simulators.visma_net import VismaNetWorld, create_visma_net_app
 
 
 class ResponseLog:
@@ -40,8 +41,10 @@ def create_simulators(
     eaccounting: EAccountingWorld,
     responses: ResponseLog,
     nxt: BusinessNxtWorld | None = None,
+    visma_net: VismaNetWorld | None = None,
 ) -> Starlette:
-    """One ASGI app: /slack (Web API fake), /eaccounting/identity and /eaccounting/api, /nxt (Business NXT)."""
+    """One ASGI app: /slack (Web API fake), /eaccounting/identity and /eaccounting/api, /nxt (Business NXT),
+    /visma (Visma Connect at /visma/connect, the Visma.net ERP API at /visma/erp)."""
     routes: list[BaseRoute] = [
         Route("/slack/_response/{n}", responses.receive, methods=["POST"]),
         Mount("/slack", app=create_slack_app(slack)),
@@ -50,6 +53,8 @@ def create_simulators(
     ]
     if nxt is not None:
         routes.append(Mount("/nxt", app=create_business_nxt_app(nxt)))
+    if visma_net is not None:
+        routes.append(Mount("/visma", app=create_visma_net_app(visma_net)))
     return Starlette(routes=routes)
 
 

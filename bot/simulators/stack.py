@@ -27,6 +27,7 @@ from bot.simulators.server import ResponseLog, create_simulators
 from bot.simulators.serving import LoopbackServer, free_port
 from bot.simulators.slack import SlackWorld
 from bot.simulators.slack_requests import SlackSide
+from bot.simulators.visma_net import VismaNetWorld, seed_visma_net
 
 SIGNING_SECRET = "demo-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-0000-fjordbris-demo-token"
@@ -49,6 +50,7 @@ class Stack:
     slack_world: SlackWorld
     eaccounting: EAccountingWorld
     nxt: BusinessNxtWorld
+    visma_net: VismaNetWorld
     responses: ResponseLog
     slack: SlackSide
     browser: FormBrowser
@@ -95,6 +97,8 @@ def stack_settings(*, database_url: str, bot_port: int, simulators_url: str, **o
         "visma_client_id": VISMA_CLIENT_ID,
         "visma_client_secret": VISMA_CLIENT_SECRET,
         "business_nxt_api_url": f"{simulators_url}/nxt/api",
+        "visma_connect_url": f"{simulators_url}/visma",
+        "visma_net_api_url": f"{simulators_url}/visma/erp",
         "business_nxt_token_url": f"{simulators_url}/nxt/connect/token",
         "firm_name": "Fjordbris Regnskap",
         "_env_file": None,
@@ -120,8 +124,11 @@ async def running_stack(
     )
     nxt = seed_business_nxt(client_id=VISMA_CLIENT_ID)
     nxt.register_client(VISMA_CLIENT_ID, VISMA_CLIENT_SECRET)
+    visma_net = seed_visma_net(client_id=VISMA_CLIENT_ID, client_secret=VISMA_CLIENT_SECRET)
     responses = ResponseLog()
-    simulators = create_simulators(slack=slack_world, eaccounting=eaccounting, responses=responses, nxt=nxt)
+    simulators = create_simulators(
+        slack=slack_world, eaccounting=eaccounting, responses=responses, nxt=nxt, visma_net=visma_net
+    )
     async with LoopbackServer(simulators) as sim_server:
         settings = stack_settings(
             database_url=database_url, bot_port=bot_port, simulators_url=sim_server.url, **settings_overrides
@@ -136,6 +143,7 @@ async def running_stack(
                 slack_world=slack_world,
                 eaccounting=eaccounting,
                 nxt=nxt,
+                visma_net=visma_net,
                 responses=responses,
                 slack=SlackSide(
                     http,

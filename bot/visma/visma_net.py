@@ -186,7 +186,7 @@ class VismaNet:
             raise Transient(f"Visma.net answered {status}: {message}", status=status, code=f"Visma.net {status}")
         raise VismaError(f"Visma.net refused the request (HTTP {status}): {message}", status=status, code=fault or None)
 
-    async def profile(self, api: Api) -> Profile:
+    async def profile(self, api: Api, *, external_id: str | None = None) -> Profile:
         """The company's name, organisation number (`corporateId`), country and currency from /v1/organization."""
         body = await api.get("v1/organization")
         items = body if isinstance(body, list) else [body]
