@@ -234,9 +234,8 @@ async def check_listed(deps: Deps, *, company_id: int) -> ConsentResult:
         log.info("listed check for company %s: %s", company.id, exc)
         return result(Outcome.NOT_YET, problem=system.classify(exc, company=company.name))
     if found is None:
-        return result(
-            Outcome.NOT_YET, problem=system.classify(Refused("not listed", code="AccessDenied"), company=company.name)
-        )
+        missing = Refused("the company is not among those our integration may read", code="NXT AccessDenied")
+        return result(Outcome.NOT_YET, problem=system.classify(missing, company=company.name))
     candidate, got = found
     async with deps.store.session() as session:
         company = await companies.get(session, company_id=company_id)

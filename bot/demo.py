@@ -19,15 +19,26 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot import logs
+from bot.domain.types import AccountingSystem
 from bot.simulators.browser import Page
 from bot.simulators.render import render_message, render_view
 from bot.simulators.slack import STAFF_GROUP
 from bot.simulators.slack_requests import input_values, picked_user, selected, typed
-from bot.simulators.stack import ALERT_CHANNEL, Stack, running_stack
+from bot.simulators.stack import ALERT_CHANNEL, VISMA_CLIENT_ID, Stack, running_stack
+from bot.simulators.visma_net import EIENDOM_TENANT, SERVICE_READ
 from bot.store.models import SyncRun
 from commands.addcompany.ids import Field
+from commands.addcompany.state import AddCompanyState
+from commands.addcompany.views import company_view
 
 KARI, OLA, GUEST = "U0KARI", "U0OLA", "U0GUEST"
+STEP2 = input_values(
+    period_type=selected("monthly"),
+    fy_start_month=selected("1"),
+    reconciliation_start={"type": "datepicker", "selected_date": "2026-01-01"},
+    vat_frequency=selected("bimonthly"),
+    responsible_user=picked_user(KARI),
+)
 WIDTH = 100
 
 
@@ -330,6 +341,76 @@ class Demo:
         expect("syncing now" not in card and "last sync" in card, f"the card did not catch up: {card}")
         show("#onboarding", "Slack refused card edits during a sync; the outbox caught up once it answered", card)
 
+    async def add(self, *, system: str, name: str, org_number: str, **extra: Mapping[str, Any]) -> None:
+        """Kari runs the three steps of /addcompany for another company (no typos this time)."""
+        await self.stack.slack.slash(command="/addcompany", user=KARI, channel=ALERT_CHANNEL)
+        await self.wait_idle()
+        view = self.world.last_view()
+        assert view is not None
+        step1 = input_values(
+            system=selected(system),
+            company_name=typed(name),
+            country=selected("NO"),
+            org_number=typed(org_number),
+            **extra,
+        )
+        shown = self.world.replace_view(view["id"], company_view(AddCompanyState(), system=AccountingSystem(system)))
+        show("Kari", f"picks {AccountingSystem(system).label}; step 1 asks for what it needs", render_view(shown))
+        for values in (step1, STEP2):
+            body = await self.submit(KARI, self.world.view(view["id"]), values)
+            expect(body.get("response_action") == "update", f"a step was not accepted: {body}")
+        body = await self.submit(KARI, self.world.view(view["id"]), input_values(approver_user=picked_user(OLA)))
+        expect(body == {}, f"the final submit did not close the modal: {body}")
+        await self.wait_idle()
+
+    async def visma_net(self) -> None:
+        heading("9. Visma.net Financials: the Tenant ID, and an app not yet integrated for the tenant")
+        await self.add(system="visma_net", name="Havbris Eiendom AS", org_number="998765439")
+        link, _ = self.approval_link()
+        page = await self.stack.browser.get(link)
+        expect("Tenant ID" in page.text, "the Visma.net page does not ask for the Tenant ID")
+        show("Ola", "opens the link: the steps in Visma, then a field for the Tenant ID", page_text(page))
+        page = await self.stack.browser.submit(page, values={"tenant_id": EIENDOM_TENANT})
+        expect(page.status == 422, "a tenant that has not integrated the app was accepted")
+        show("Ola", "pastes the Tenant ID before integrating the app: what is missing, who can fix it", page_text(page))
+        self.stack.visma_net.approve(VISMA_CLIENT_ID, EIENDOM_TENANT, [SERVICE_READ])
+        page = await self.stack.browser.submit(page, values={"tenant_id": EIENDOM_TENANT})
+        expect("is connected" in page.text, f"Visma.net did not connect: {page.text[:300]}")
+        show("Ola", "integrates the app in the App Store and checks again", page_text(page))
+        await self.wait_idle()
+        card = self.render(self.card())
+        expect("vouchers" in card, f"the Visma.net company did not sync: {card}")
+        show("#onboarding", "its card, connected and synced", card)
+
+    async def business_nxt(self) -> None:
+        heading("10. Business NXT: the firm's customer IDs, and a company not yet activated")
+        await self.stack.slack.event({"type": "app_home_opened", "user": KARI, "channel": "D0KARI", "tab": "home"})
+        await self.wait_idle()
+        home = self.world.home[KARI]
+        settings = next(e for b in home["blocks"] if b["type"] == "actions" for e in b["elements"])
+        await self.stack.slack.click(user=KARI, action={"type": "button", **settings}, view={**home, "id": "VHOME"})
+        await self.wait_idle()
+        modal = self.world.last_view()
+        assert modal is not None
+        body = await self.submit(KARI, modal, input_values(nxt_customer_ids=typed("1234567")))
+        expect(body == {}, f"the firm settings were not saved: {body}")
+        show("Kari", "App Home → Firm settings: the firm's Visma customer ID", render_view(modal))
+        await self.add(system="business_nxt", name="Havbris Holding AS", org_number="914778271")
+        link, _ = self.approval_link()
+        page = await self.stack.browser.get(link)
+        show("Ola (the client's NXT system administrator)", "opens the link: the activation steps", page_text(page))
+        page = await self.stack.browser.submit(page)
+        expect(page.status == 422, "a company that is not activated was connected")
+        show("Ola", "presses Check again before activating: not yet, and why", page_text(page))
+        self.stack.nxt.activate(VISMA_CLIENT_ID, 3)
+        page = await self.stack.browser.submit(page)
+        expect("is connected" in page.text, f"Business NXT did not connect: {page.text[:300]}")
+        show("Ola", "activates the integration for the company and checks again", page_text(page))
+        await self.wait_idle()
+        card = self.render(self.card())
+        expect("vouchers" in card, f"the Business NXT company did not sync: {card}")
+        show("#onboarding", "its card, connected and synced", card)
+
     async def run(self) -> None:
         await self.staff_adds_company()
         link, dm_channel = self.approval_link()
@@ -339,6 +420,8 @@ class Demo:
         await self.outage()
         await self.sync_alert()
         await self.only_staff_and_only_in_turn()
+        await self.visma_net()
+        await self.business_nxt()
 
 
 async def main() -> int:
@@ -370,7 +453,8 @@ async def main() -> int:
         f"\n✓ demo passed in {time.monotonic() - started:.1f} s: company added with one typo caught inline, "
         f"default-company mix-up caught, connected, first sync on the card, a 429 and a 503 ridden out, "
         f"an outage shown on the card and cleared, permission alert raised and resolved, a guest and a stale "
-        f"button refused, a Slack outage caught up "
+        f"button refused, a Slack outage caught up; Visma.net connected by Tenant ID after its app was integrated; "
+        f"Business NXT connected after its integration was activated "
         f"({calls} Slack API calls, {api_calls} eAccounting API calls)."
     )
     return 0

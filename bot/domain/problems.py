@@ -41,6 +41,8 @@ class ProblemKind(StrEnum):
     NO_LICENCE = "no_licence"
     NXT_NOT_ACTIVATED = "nxt_not_activated"
     NXT_SERVICE_REFUSED = "nxt_service_refused"
+    ERP_NO_API_USER = "erp_no_api_user"
+    WRONG_TENANT = "wrong_tenant"
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,4 +444,102 @@ def from_visma_net(*, status: int, code: str | None, company: str) -> Problem:
         Fix.RETRY,
         f"Visma.net {code or status}",
         {"status": str(status), "code": str(code)},
+    )
+
+
+# ----------------------------------------------------------------------------------------------- Visma ERP
+
+_ERP_APPROVER = "the approver at {company} (a Visma.net user with the *API User* role in the company)"
+_ERP_AGAIN = "Open the approval link again (or press *Send new approval link*) and sign in to Visma once more."
+
+_VISMA_ERP: dict[str, tuple[ProblemKind, str, str, tuple[str, ...], Fix]] = {
+    "invalid_tenant": (
+        ProblemKind.ERP_NO_API_USER,
+        "Visma Connect refused the sign-in for the company picked (invalid_tenant): the user who approved does "
+        "not have the *API User* role in it",
+        "the client's *Customer administrator* in Visma.net for {company}",
+        (
+            "In Visma.net Admin (*Users and roles*) give the approving user *API User* under the ERP on the "
+            "company's row, then *Save and close*. It can take 10–15 minutes before Visma sees it.",
+            _ERP_AGAIN,
+        ),
+        Fix.NEW_LINK,
+    ),
+    "401": (
+        ProblemKind.CUSTOMER_TENANT,
+        "the approver picked the Visma *customer* (the contract) instead of the company when signing in: Visma "
+        "gives us a token, but the ERP refuses every request with it (HTTP 401)",
+        _ERP_APPROVER,
+        (
+            "Open the approval link again and, on Visma's *Choose organisation* page, pick the company itself, "
+            "not the customer above it (shown with *(customer)*).",
+        ),
+        Fix.NEW_LINK,
+    ),
+    "403": (
+        ProblemKind.SCOPE_MISSING,
+        "our access does not include reading the company's books: the read permission was not granted",
+        _ERP_APPROVER,
+        (_ERP_AGAIN + " On Visma's *Allow access* page leave every permission ticked before accepting.",),
+        Fix.NEW_LINK,
+    ),
+    "scope_missing": (
+        ProblemKind.SCOPE_MISSING,
+        "the approver did not grant everything asked for: {missing} is missing",
+        _ERP_APPROVER,
+        (_ERP_AGAIN + " On Visma's *Allow access* page leave every permission ticked before accepting.",),
+        Fix.NEW_LINK,
+    ),
+    "wrong_tenant": (
+        ProblemKind.WRONG_TENANT,
+        "the approver signed in to another Visma organisation (Tenant ID {got}) than the one asked for "
+        "(Tenant ID {asked})",
+        _ERP_APPROVER,
+        (
+            "Open the approval link again and, on Visma's *Choose organisation* page, pick the company whose "
+            "Tenant ID is {asked} (the App Store's company menu shows each company's Tenant ID).",
+        ),
+        Fix.NEW_LINK,
+    ),
+    "invalid_grant": (
+        ProblemKind.CONSENT_REVOKED,
+        "our access was withdrawn in Visma or has expired (Visma Connect refused the refresh token)",
+        _ERP_APPROVER,
+        (_ERP_AGAIN,),
+        Fix.NEW_LINK,
+    ),
+    "12027": (
+        ProblemKind.NO_LICENCE,
+        "Visma.net answers *No license for this company* (IPPException 12027): the company's licence has "
+        "expired, or the approving user lacks *API User*",
+        "the client's *Customer administrator* in Visma.net for {company}, or Visma if the licence has ended",
+        (
+            "Check with Visma that the company's subscription is active, and that the approving user has *API "
+            "User* in the company (Visma.net Admin → *Users and roles*).",
+            "Press *Retry now* once it is fixed.",
+        ),
+        Fix.RETRY,
+    ),
+}
+
+
+def from_visma_erp(
+    *, status: int, code: str | None, company: str, missing: str = "", got: str = "", asked: str = ""
+) -> Problem:
+    """Classify a Visma ERP answer (a consent-based Visma.net ERP connection): the failures of its consent in its
+    own words, the rest as Visma.net's (`missing`: scopes not granted; `got`/`asked`: the tenants)."""
+    key = code if code in _VISMA_ERP else str(status) if code in {None, str(status)} else None
+    if key in _VISMA_ERP:
+        kind, what, who, steps, fix = _VISMA_ERP[key]
+        values = {"company": company, "missing": missing, "got": got, "asked": asked}
+        return Problem(kind, what, who, steps, fix, f"Visma ERP {key}", values)
+    problem = from_visma_net(status=status, code=code, company=company)
+    return Problem(
+        problem.kind,
+        problem.what.replace("Visma.net", "Visma ERP"),
+        problem.who,
+        problem.steps,
+        problem.fix,
+        problem.code.replace("Visma.net", "Visma ERP", 1),
+        problem.values,
     )

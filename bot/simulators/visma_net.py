@@ -15,6 +15,12 @@ What it models (../shared/reference/visma-apis.md §1–2):
   each endpoint's maximum), `lastModifiedDateTime` + `lastModifiedDateTimeCondition`, and `X-RateLimit-*`
   headers for a fixed hourly window per client and company, 429 with `Retry-After` past it. Journal
   transactions are paged by *lines*: a batch can be split over two pages, as Visma documents for v2.
+- The interactive flow (authorization code with PKCE): login, tenant picker (the customer-level tenant listed
+  beside the companies), and a consent page whose scopes the approver may untick (what is granted is what the
+  token response's `scope` says). With `openid` the token response carries an `id_token` whose `tenant_id` claim
+  is the tenant picked, and `/connect/userinfo` answers `name` (scope `profile`) and `email` (scope `email`).
+  The id token is unsigned (`alg: none`): the claim name and the unsigned form are the simulator's choice, the
+  reference documents neither.
 - The company's own details come from `GET /v1/organization` (ExtendedOrganizationDto: `corporateId` is the
   organisation number); the legacy `/resources/v1/context` is obsolete in the Connect era.
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import random
 import secrets
 import uuid
@@ -303,7 +310,13 @@ class VismaNetWorld:
     # ------------------------------------------------------------ tokens
 
     def _issue(
-        self, client_id: str, tenant: str, scopes: list[str], *, grant: RefreshGrant | None = None
+        self,
+        client_id: str,
+        tenant: str,
+        scopes: list[str],
+        *,
+        grant: RefreshGrant | None = None,
+        new_refresh: bool = True,
     ) -> dict[str, Any]:
         token = secrets.token_urlsafe(32)
         self.access[token] = AccessToken(
@@ -315,11 +328,40 @@ class VismaNetWorld:
             "expires_in": int(ACCESS_LIFETIME.total_seconds()),
             "scope": " ".join(scopes),
         }
-        if grant is not None and "offline_access" in scopes:
+        if grant is not None and "openid" in scopes:
+            body["id_token"] = self._id_token(grant)
+        if grant is not None and new_refresh and "offline_access" in scopes:
             refresh = secrets.token_urlsafe(32)
             self.refresh[refresh] = grant
             body["refresh_token"] = refresh
         return body
+
+    def _id_token(self, grant: RefreshGrant) -> str:
+        """An unsigned OIDC id token: who signed in, and the tenant they picked (`tenant_id`)."""
+        now = int(self.now().timestamp())
+        claims = {
+            "iss": "https://connect.visma.com",
+            "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"visma-user:{grant.user}")),
+            "aud": grant.client_id,
+            "iat": now,
+            "exp": now + int(ACCESS_LIFETIME.total_seconds()),
+            "tenant_id": grant.tenant,
+        }
+        parts = ({"alg": "none", "typ": "JWT"}, claims)
+        return ".".join(_b64(json.dumps(part).encode()) for part in parts) + "."
+
+    def userinfo(self, access_token: str) -> dict[str, Any] | None:
+        """The OIDC userinfo claims of a user's access token (None: not a live token with `openid`)."""
+        access = self.access.get(access_token)
+        if access is None or access.expires <= self.now() or access.user is None or "openid" not in access.scopes:
+            return None
+        user = self.users[access.user]
+        claims: dict[str, Any] = {"sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"visma-user:{user.email}"))}
+        if "profile" in access.scopes:
+            claims["name"] = user.name
+        if "email" in access.scopes:
+            claims["email"] = user.email
+        return claims
 
     def service_token(self, client_id: str, tenant: str, scopes: list[str]) -> dict[str, Any] | str:
         """A client-credentials answer, or the OAuth error code Connect gives instead."""
@@ -355,7 +397,7 @@ class VismaNetWorld:
         if grant is None or not grant.alive or self.switches.consent_revoked or grant.client_id != client_id:
             return None
         if client.refresh_mode == "reusable":
-            body = self._issue(grant.client_id, grant.tenant, grant.scopes)
+            body = self._issue(grant.client_id, grant.tenant, grant.scopes, grant=grant, new_refresh=False)
             body["refresh_token"] = refresh_token  # the same one, again and again
             return body
         # One-time tokens with a grace period: a token rotated moments ago still works once more.
@@ -845,6 +887,10 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
 def _root(request: Request) -> str:
     return str(request.scope.get("root_path", ""))
 
@@ -978,12 +1024,21 @@ def create_visma_net_app(world: VismaNetWorld) -> Starlette:
         if tenant not in pending.user.roles:
             return _page("Error", "<p>Choose one of your organisations.</p>", 400)
         pending.tenant = tenant
-        scopes = "".join(f"<li>{escape(scope)}</li>" for scope in pending.scopes)
+        # Every scope but `openid` can be unticked (one field each: `grant:<scope>`); `choose` says the page had
+        # the boxes, so a form without any ticked grants none of them.
+        scopes = "".join(
+            f"<li>{escape(scope)}</li>"
+            if scope == "openid"
+            else f"<li><label><input type='checkbox' name='grant:{escape(scope)}' value='on' checked> "
+            f"{escape(scope)}</label></li>"
+            for scope in pending.scopes
+        )
         return _page(
             "Allow access",
-            f"<p>The app asks for access to <strong>{escape(_tenant_name(tenant))}</strong>:</p><ul>{scopes}</ul>"
-            f"<form method='post' action='{_root(request)}/connect/consent'>"
+            f"<p>The app asks for access to <strong>{escape(_tenant_name(tenant))}</strong>:</p>"
+            f"<form method='post' action='{_root(request)}/connect/consent'><ul>{scopes}</ul>"
             f"<input type='hidden' name='pending' value='{pending_id}'>"
+            "<input type='hidden' name='choose' value='1'>"
             "<button name='decision' value='accept'>Accept</button> "
             "<button name='decision' value='deny'>Deny</button></form>",
         )
@@ -997,7 +1052,10 @@ def create_visma_net_app(world: VismaNetWorld) -> Starlette:
             query = urlencode({"error": "access_denied", "state": pending.state})
             return RedirectResponse(f"{pending.redirect_uri}?{query}", status_code=302)
         code = secrets.token_urlsafe(24)
-        grant = RefreshGrant(pending.client_id, pending.tenant, pending.scopes, pending.user.email)
+        granted = pending.scopes
+        if form.get("choose"):
+            granted = [scope for scope in granted if scope == "openid" or form.get(f"grant:{scope}") == "on"]
+        grant = RefreshGrant(pending.client_id, pending.tenant, granted, pending.user.email)
         world.codes[code] = (grant, pending.redirect_uri, pending.challenge, world.now() + CODE_LIFETIME)
         query = urlencode({"code": code, "state": pending.state})
         return RedirectResponse(f"{pending.redirect_uri}?{query}", status_code=302)
@@ -1052,6 +1110,13 @@ def create_visma_net_app(world: VismaNetWorld) -> Starlette:
             body = world._redeem(str(form.get("refresh_token", "")), client.client_id)
             return _oauth_error("invalid_grant") if body is None else JSONResponse(body)
         return _oauth_error("unsupported_grant_type")
+
+    async def userinfo(request: Request) -> Response:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        claims = world.userinfo(token)
+        if claims is None:
+            return Response(status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return JSONResponse(claims)
 
     async def revocation(request: Request) -> Response:
         form = await request.form()
@@ -1280,6 +1345,7 @@ def create_visma_net_app(world: VismaNetWorld) -> Starlette:
             Route("/connect/consent", consent, methods=["POST"]),
             Route("/connect/token", token, methods=["POST"]),
             Route("/connect/revocation", revocation, methods=["POST"]),
+            Route("/connect/userinfo", userinfo, methods=["GET", "POST"]),
             listing("/v1/account", accounts),
             listing("/v1/financialPeriod", periods),
             listing("/v2/generalLedgerBalance", ledger_balances),

@@ -274,13 +274,7 @@ def _listed_page(
         check_url=f"/approve/{token}/check",
         decline_url=f"/approve/{token}/decline",
         steps=[steps.plain(step) for step in steps.steps],
-        problem=None
-        if problem is None
-        else {
-            "what": problem.plain(problem.what).capitalize(),
-            "who": problem.plain(problem.who),
-            "code": problem.code,
-        },
+        problem=None if problem is None else _shown(problem),
     )
 
 

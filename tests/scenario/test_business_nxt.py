@@ -80,6 +80,7 @@ async def test_a_company_missing_from_the_list_gets_the_activation_steps_and_che
     again = await stack.browser.submit(page)
     assert again.status == 422
     assert "Not connected yet" in again.text
+    assert "not activated for Havbris Holding AS" in " ".join(again.text.split())
     stack.nxt.activate(VISMA_CLIENT_ID, 3)
     done = await stack.browser.submit(again)
     assert "is connected" in done.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -500,3 +501,58 @@ async def test_mounted_at_visma_the_forms_and_the_erp_live_under_the_mount(world
         )
         assert response.status_code == 200
         assert world.requests[-1].path == "/v1/organization"
+
+
+# ---------------------------------------------------------------- interactive: id token, userinfo, scopes unticked
+
+
+def _claims(id_token: str) -> dict:
+    payload = id_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+async def test_the_id_token_names_the_tenant_picked(http):
+    query, verifier, _ = await sign_in(http, tenant=HAVBRIS_CUSTOMER)
+    body = (await exchange(http, query["code"], verifier)).json()
+    claims = _claims(body["id_token"])
+    assert (claims["tenant_id"], claims["aud"]) == (HAVBRIS_CUSTOMER, "bot")
+    refreshed = (await refresh(http, body["refresh_token"])).json()
+    assert _claims(refreshed["id_token"])["tenant_id"] == HAVBRIS_CUSTOMER
+
+
+async def test_a_service_token_has_no_id_token(http):
+    assert "id_token" not in (await service(http)).json()
+
+
+async def test_userinfo_answers_by_scope_and_needs_a_user_token(http):
+    query, verifier, _ = await sign_in(http)
+    access = (await exchange(http, query["code"], verifier)).json()["access_token"]
+    claims = (await http.get(f"{CONNECT}/userinfo", headers={"Authorization": f"Bearer {access}"})).json()
+    assert "sub" in claims
+    assert "name" not in claims
+    assert (
+        await http.get(f"{CONNECT}/userinfo", headers={"Authorization": f"Bearer {await token(http)}"})
+    ).status_code == 401
+
+
+async def test_scopes_unticked_at_consent_are_not_granted(http):
+    verifier, challenge = pkce()
+    params = {
+        "client_id": "bot",
+        "redirect_uri": CALLBACK,
+        "response_type": "code",
+        "state": "s1",
+        "scope": f"openid profile offline_access {INTERACTIVE_READ}",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    browser = FormBrowser(http)
+    page = await browser.get(str(httpx.URL(f"{CONNECT}/authorize", params=params)))
+    page = await browser.submit(page, values={"email": "kari@havbris.no", "password": "demo"})
+    page = await browser.submit(page, values={"tenant_id": SJOMAT_TENANT})
+    page = await browser.submit(page, values={f"grant:{INTERACTIVE_READ}": ""}, button=("decision", "accept"))
+    body = (await exchange(http, httpx.URL(page.url).params["code"], verifier)).json()
+    assert body["scope"].split() == ["openid", "profile", "offline_access"]
+    assert (await erp(http, body["access_token"], "/v1/organization")).status_code == 403
+    claims = (await http.get(f"{CONNECT}/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})).json()
+    assert claims["name"] == "Kari Havik"
