@@ -71,7 +71,7 @@ async def test_bad_fields_come_back_inline_and_nothing_is_saved(stack):
     body = await submit(
         stack,
         view,
-        input_values(system=selected("visma_net"), company_name=typed("N"), org_number=typed("988077918")),
+        input_values(system=selected("visma_erp"), company_name=typed("N"), org_number=typed("988077918")),
     )
     assert body["response_action"] == "errors"
     assert set(body["errors"]) == {"system", "company_name", "org_number"}
