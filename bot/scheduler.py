@@ -18,6 +18,7 @@ from sqlmodel import col
 
 from bot.domain.types import SyncStatus
 from bot.runtime import Deps
+from bot.services import outbox
 from bot.store.models import Company, JobLease
 from bot.sync import engine, report, runs
 
@@ -96,12 +97,39 @@ async def tick(deps: Deps, pool: SyncPool, *, every: timedelta) -> list[int]:
     if deps.stopping.is_set() or not await claim_tick(deps, lease=every * 3):
         return []
     await recover(deps)
+    await warn_secret_expiry(deps)
     claimed = await engine.due(deps, limit=deps.settings.sync_claim_batch, hold=CLAIM_HOLD.total_seconds())
     for company_id in claimed:
         pool.submit(company_id)
     if claimed:
         log.info("tick: %d companies due", len(claimed))
     return claimed
+
+
+SECRET_WARNING = timedelta(days=14)
+
+
+async def warn_secret_expiry(deps: Deps) -> bool:
+    """Two weeks before the Visma Connect client secret expires, tell the team once (and once more when it
+    has expired). True when a notice was written."""
+    expires = deps.settings.visma_client_secret_expires
+    if expires is None:
+        return False
+    today = deps.clock().date()
+    if today < expires - SECRET_WARNING:
+        return False
+    stage = "expired" if today >= expires else "expiring"
+    async with deps.store.session() as session:
+        written = await outbox.notice(
+            session,
+            key=f"secret:{expires.isoformat()}:{stage}",
+            now=deps.clock(),
+            notice="secret_expiry",
+            expires=expires.isoformat(),
+            stage=stage,
+        )
+        await session.commit()
+    return written
 
 
 def build_scheduler(deps: Deps, *, every_seconds: int = 60) -> AsyncIOScheduler:

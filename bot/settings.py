@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Visma.net counts requests per company and client in an hourly window whose size it does not publish;
     # the bot keeps under this and follows the X-RateLimit headers it gets back.
     visma_net_rate_limit_per_hour: int = Field(default=3000, ge=1)
+    # Visma Connect client secrets are generated with an expiry date; the team is warned two weeks before.
+    visma_client_secret_expires: date | None = None
 
     firm_name: str = "Our accounting firm"
     # The Slack user group (S…) whose members are the firm's staff; unset lets every member act (see README).

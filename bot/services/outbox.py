@@ -27,6 +27,7 @@ class Kind(StrEnum):
     ALERT = "alert"  # a problem in the card's thread, updated with a count, resolved in place
     APPROVAL_DM = "approval_dm"  # the approver's DM with the link, edited when approved or declined
     CONFIRMATION = "confirmation"  # the requester's ephemeral "saved; the link went to …" (a DM if it cannot)
+    NOTICE = "notice"  # a message to the team about the firm's own set-up (a client secret about to expire)
 
 
 class Note(StrEnum):
@@ -200,3 +201,13 @@ def confirmation(
         user_id=user,
         secret_sealed=link_sealed,
     )
+
+
+async def notice(session: AsyncSession, *, key: str, now: datetime, **facts: Any) -> bool:
+    """A notice to the team channel, said once per `key`; False when it was already said."""
+    said = select(SlackMessage).where(SlackMessage.kind == Kind.NOTICE, SlackMessage.user_id == key)
+    if (await session.exec(said)).first() is not None:
+        return False
+    # `user_id` holds the notice's key: notices go to the channel, never to a person.
+    _new(session, kind=Kind.NOTICE, now=now, user_id=key, facts={"key": key, **facts})
+    return True

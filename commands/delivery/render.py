@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from slack_sdk.models.blocks import Block
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,7 +24,7 @@ from commands.approval.views import (
     dm_text,
 )
 from commands.card.ids import ButtonRef
-from commands.card.views import alert_blocks, alert_text, card_blocks, card_text, note_message
+from commands.card.views import alert_blocks, alert_text, card_blocks, card_text, note_blocks, note_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,19 @@ def approval_dm(deps: Deps, request: ApprovalRequest, company: Company, *, link:
         expires_at=request.expires_at,
     )
     return Rendered(dm_blocks(ask), dm_text(ask))
+
+
+def notice(message: SlackMessage, *, today: date) -> Rendered:
+    """A notice about the firm's own set-up (today: the Visma Connect client secret's expiry)."""
+    expires = date.fromisoformat(str(message.facts["expires"]))
+    days = (expires - today).days
+    when = f"expired on {expires:%-d %b %Y}" if days < 0 else f"expires on {expires:%-d %b %Y} (in {days} days)"
+    text = (
+        f"⚠️ The firm's Visma Connect client secret {when}. Without it Visma.net, Business NXT and Visma ERP "
+        "companies stop syncing. Generate a new secret in the Visma Developer Portal (your app → Credentials), "
+        "then set VISMA_CLIENT_SECRET and VISMA_CLIENT_SECRET_EXPIRES and restart the bot."
+    )
+    return Rendered(note_blocks(text), "The Visma Connect client secret " + when)
 
 
 def requester(request: ApprovalRequest) -> str:

@@ -201,6 +201,11 @@ class Deliverer:
 
     async def _send(self, session: AsyncSession, message: SlackMessage, lane: str) -> Sent:
         kind = Kind(message.kind)
+        if kind is Kind.NOTICE:
+            drawn = render.notice(message, today=self._deps.clock().date())
+            channel = self._deps.settings.alert_channel
+            posted = await self._write(lane, "chat_postMessage", channel=channel, blocks=drawn.blocks, text=drawn.text)
+            return Sent(channel=str(posted["channel"]), ts=str(posted["ts"]))
         company = await session.get(Company, message.company_id) if message.company_id else None
         if company is None:
             return Sent(gave_up="company gone")

@@ -3,6 +3,8 @@ client-credentials token, each pitfall explained on the page in Visma's terms, t
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import select
 
 from bot.domain.types import CompanyState
@@ -93,3 +95,26 @@ async def test_the_customer_tenant_instead_of_the_company_is_explained(stack):
     answer = await stack.browser.submit(page, values={"tenant_id": SJOMAT_TENANT})
     assert answer.status == 422
     assert "customer" in answer.text.lower()
+
+
+async def test_the_team_is_warned_two_weeks_before_the_client_secret_expires(database_url, clock):
+    from bot.scheduler import warn_secret_expiry
+    from bot.simulators.stack import ALERT_CHANNEL, running_stack
+    from tests.scenario.conftest import QUICK
+
+    expires = (clock.now + timedelta(days=20)).date()
+    async with running_stack(
+        database_url=database_url, clock=clock, visma_client_secret_expires=expires, **QUICK
+    ) as stack:
+        assert not await warn_secret_expiry(stack.deps)  # three weeks ahead: quiet
+        clock.advance(days=7)
+        assert await warn_secret_expiry(stack.deps)
+        assert not await warn_secret_expiry(stack.deps)  # once, not every tick
+        await stack.settle()
+        [warning] = stack.slack_world.current_messages(ALERT_CHANNEL)
+        assert "expires on" in block_text(warning)
+        assert "VISMA_CLIENT_SECRET" in block_text(warning)
+        clock.advance(days=14)
+        assert await warn_secret_expiry(stack.deps)
+        await stack.settle()
+        assert "expired on" in block_text(stack.slack_world.current_messages(ALERT_CHANNEL)[-1])
