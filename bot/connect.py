@@ -28,6 +28,7 @@ from bot.store.models import ApprovalRequest, Company
 from bot.sync.engine import sync_company
 from bot.visma.base import Api, OAuthError, OurConfiguration, Profile, Refused, System, TokenSet, VismaError
 from bot.visma.business_nxt import BusinessNxt
+from bot.visma.visma_erp import VismaErp
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,17 @@ async def begin(deps: Deps, *, token: str) -> str:
         company = await companies.get(session, company_id=request.company_id)
         state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=deps.clock())
         await session.commit()
-    return deps.system_for(company.system).authorize_url(
-        state=state, challenge=pkce.challenge, redirect_uri=deps.settings.url(callback_path(company.system))
-    )
+    return _authorize_url(deps, company, state=state, challenge=pkce.challenge)
+
+
+def _authorize_url(deps: Deps, company: Company, *, state: str, challenge: str) -> str:
+    system = deps.system_for(company.system)
+    redirect_uri = deps.settings.url(callback_path(company.system))
+    if isinstance(system, VismaErp):
+        # Visma ERP asks for the scopes staff chose for the company, besides reading.
+        extra = [str(scope) for scope in company.options.get("scopes") or []]
+        return system.authorize_url(state=state, challenge=challenge, redirect_uri=redirect_uri, scopes=extra)
+    return system.authorize_url(state=state, challenge=challenge, redirect_uri=redirect_uri)
 
 
 async def decline(deps: Deps, *, token: str) -> ConsentResult:
@@ -314,21 +323,49 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
         return ConsentResult(Outcome.CANCELLED, company_name=company.name, detail=error or "no code")
     verifier = deps.vault.open(verifier_sealed)
     system = deps.system_for(company.system)
+    country = Country(company.country)
+    settings: Profile | None = None
+    granted: Problem | None = None
+    approver = "the approver"
     try:
         tokens = await system.exchange_code(
             code=code, verifier=verifier, redirect_uri=deps.settings.url(callback_path(company.system)), now=now
         )
-        api: Api = _Once(deps, system, tokens.access_token)
-        settings = await system.profile(api)
-        approver = await system.approver_name(api) or "the approver"
+        if isinstance(system, VismaErp):
+            # The approver may untick a scope or pick another tenant than the one staff gave: checked first.
+            extra = [str(scope) for scope in company.options.get("scopes") or []]
+            granted = system.check_grant(tokens, company=company.name, tenant=company.external_id, scopes=extra)
+        if granted is None:
+            api: Api = _Once(deps, system, tokens.access_token)
+            settings = await system.profile(api)
+            approver = await system.approver_name(api) or approver
     except (OAuthError, VismaError) as exc:
         log.warning("consent for company %s failed at Visma: %s", company.id, exc)
-        return ConsentResult(Outcome.VISMA_ERROR, company_name=company.name, detail=str(exc))
-    country = Country(company.country)
-    right = same_company(country, company.org_number, got_country=settings.country, got_number=settings.org_number)
+        if not isinstance(system, VismaErp):
+            return ConsentResult(Outcome.VISMA_ERROR, company_name=company.name, detail=str(exc))
+        # Visma ERP says why in its own terms (no API User role, the customer picked instead of the company).
+        granted = system.classify(exc, company=company.name)
+    right = settings is not None and same_company(
+        country, company.org_number, got_country=settings.country, got_number=settings.org_number
+    )
     async with deps.store.session() as session:
         company = await companies.get(session, company_id=request.company_id)
         request = await session.get(ApprovalRequest, request.id) or request
+        if granted is not None:
+            try:
+                approvals.check_usable(request, now)
+            except LinkRefused as refused:
+                return ConsentResult(Outcome.REFUSED, company_name=company.name, link_problem=refused.problem)
+            retry = await _not_kept(deps, session, company=company, request=request, problem=granted, by=approver)
+            await session.commit()
+            return ConsentResult(
+                Outcome.NOT_YET,
+                company_name=company.name,
+                org_number=display(country, company.org_number),
+                problem=granted,
+                retry_url=retry,
+            )
+        assert settings is not None  # read whenever nothing was refused
         try:
             if right:
                 await approvals.complete(session, request=request, now=now)
@@ -343,6 +380,8 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
             result = await _wrong_company(deps, session, company=company, request=request, got=settings, by=approver)
             await session.commit()
             return result
+        if isinstance(system, VismaErp):
+            company.external_id = system.tenant_of(tokens) or company.external_id
         await _connected(deps, session, company=company, request=request, tokens=tokens, got=settings, by=approver)
         await session.commit()
     first_sync(deps, company)
@@ -383,19 +422,29 @@ async def _wrong_company(
     await outbox.alert(session, company=company, problem=problem, now=now)
     await outbox.card(session, company=company, now=now)
     retry_state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=now)
-    system = deps.system_for(company.system)
     return ConsentResult(
         Outcome.WRONG_COMPANY,
         company_name=company.name,
         org_number=display(country, company.org_number),
         got_name=got.name,
         got_number=shown,
-        retry_url=system.authorize_url(
-            state=retry_state,
-            challenge=pkce.challenge,
-            redirect_uri=deps.settings.url(callback_path(company.system)),
-        ),
+        retry_url=_authorize_url(deps, company, state=retry_state, challenge=pkce.challenge),
     )
+
+
+async def _not_kept(
+    deps: Deps, session: AsyncSession, *, company: Company, request: ApprovalRequest, problem: Problem, by: str
+) -> str:
+    """A consent that cannot be kept (a scope unticked, another tenant picked): the team is told in Visma's
+    terms, and the page gets a fresh attempt of the same link."""
+    now = deps.clock()
+    companies.audit(
+        session, actor=by, company=company, action="approval.not_kept", at=now, detail={"code": problem.code}
+    )
+    await outbox.alert(session, company=company, problem=problem, now=now)
+    await outbox.card(session, company=company, now=now)
+    state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=now)
+    return _authorize_url(deps, company, state=state, challenge=pkce.challenge)
 
 
 def _shown(country: Country, number: str) -> str:

@@ -21,7 +21,7 @@ class AccountingSystem(StrEnum):
     @property
     def available(self) -> bool:
         """Whether onboarding through this system is built yet."""
-        return self is not AccountingSystem.VISMA_ERP
+        return True
 
 
 _SYSTEM_LABELS = {

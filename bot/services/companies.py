@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +23,8 @@ class CompanyIdentity(BaseModel):
     org_number: str
     # Where the company is in its system when staff know it (a Visma.net Tenant ID); else the approver says.
     external_id: str | None = None
+    # What the system needs beyond that (Visma ERP: the API version and the extra scopes to ask for).
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class ReconciliationSettings(BaseModel):
@@ -86,6 +89,7 @@ async def register(
         country=draft.country.value,
         system=draft.system,
         external_id=draft.external_id,
+        options=dict(draft.options),
         state=CompanyState.AWAITING_APPROVAL,
         state_since=now,
         comment=draft.comment,

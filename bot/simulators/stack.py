@@ -124,7 +124,11 @@ async def running_stack(
     )
     nxt = seed_business_nxt(client_id=VISMA_CLIENT_ID)
     nxt.register_client(VISMA_CLIENT_ID, VISMA_CLIENT_SECRET)
-    visma_net = seed_visma_net(client_id=VISMA_CLIENT_ID, client_secret=VISMA_CLIENT_SECRET)
+    visma_net = seed_visma_net(
+        client_id=VISMA_CLIENT_ID,
+        client_secret=VISMA_CLIENT_SECRET,
+        redirect_uris=(f"http://127.0.0.1:{bot_port}/{callback_path('visma_erp')}",),
+    )
     responses = ResponseLog()
     simulators = create_simulators(
         slack=slack_world, eaccounting=eaccounting, responses=responses, nxt=nxt, visma_net=visma_net

@@ -9,6 +9,7 @@ from bot.settings import Settings
 from bot.visma.base import System
 from bot.visma.business_nxt import BusinessNxt
 from bot.visma.eaccounting import EAccounting
+from bot.visma.visma_erp import VismaErp
 from bot.visma.visma_net import VismaNet
 
 
@@ -30,6 +31,15 @@ def build_systems(settings: Settings, http: httpx.AsyncClient) -> dict[Accountin
     if settings.visma_client_id and settings.visma_client_secret:
         secret = settings.visma_client_secret.get_secret_value()
         systems[AccountingSystem.VISMA_NET] = VismaNet(
+            http,
+            connect_url=str(settings.visma_connect_url),
+            api_url=str(settings.visma_net_api_url),
+            client_id=settings.visma_client_id,
+            client_secret=secret,
+            rate_limit=settings.visma_net_rate_limit_per_hour,
+            page_size=settings.visma_page_size,
+        )
+        systems[AccountingSystem.VISMA_ERP] = VismaErp(
             http,
             connect_url=str(settings.visma_connect_url),
             api_url=str(settings.visma_net_api_url),

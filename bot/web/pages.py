@@ -55,6 +55,7 @@ class ResultPage:
     steps: list[str] = field(default_factory=list)
     status: int = 200
     retry_url: str | None = None
+    retry_label: str | None = None
 
 
 _REFUSED = {
@@ -100,6 +101,19 @@ _REFUSED = {
 }
 
 
+# The consent systems' "who can approve" lines on the approval page ({company} is the company's name).
+WHO_CAN_APPROVE = {
+    AccountingSystem.EACCOUNTING: (
+        "A user with full program permission in {company} (Settings → Permissions in eAccounting).",
+        "The company must have the bookkeeping module.",
+    ),
+    AccountingSystem.VISMA_ERP: (
+        "A user with the API User role for {company} in Visma.net (Admin → Users and roles).",
+        "Visma asks you to choose the company and shows the access asked for: leave every box ticked.",
+    ),
+}
+
+
 def content_policy(deps: Deps, nonce: str) -> str:
     """The page's Content-Security-Policy: nothing but our one style block; forms post to us, and from us on
     to the Visma identity servers the approver is sent to (browsers apply form-action to that redirect)."""
@@ -135,6 +149,7 @@ def result(deps: Deps, page: ResultPage, *, reference: str | None = None) -> HTM
         steps=page.steps,
         tone=page.tone,
         retry_url=page.retry_url,
+        retry_label=page.retry_label,
         reference=reference,
     )
 
@@ -165,6 +180,19 @@ def consent_page(outcome: ConsentResult) -> ResultPage:
                 f"Press the button below, log in again and choose {outcome.company_name}.",
             ],
             retry_url=outcome.retry_url,
+        )
+    if outcome.outcome is Outcome.NOT_YET and outcome.problem is not None:
+        problem = outcome.problem
+        return ResultPage(
+            "Not connected yet",
+            [
+                f"Visma says {problem.plain(problem.what)} ({problem.code}). We did not keep this connection.",
+                f"Who can fix it: {problem.plain(problem.who)}.",
+            ],
+            steps=[problem.plain(step) for step in problem.steps],
+            retry_url=outcome.retry_url,
+            retry_label="Sign in to Visma again",
+            status=422,
         )
     if outcome.outcome is Outcome.CANCELLED:
         return ResultPage(
@@ -215,6 +243,7 @@ async def approval_page(request: Request) -> Response:
     return render(
         "approve.html",
         deps,
+        who_can_approve=WHO_CAN_APPROVE.get(AccountingSystem(company.system), ()),
         company_name=company.name,
         org_number=display(country, company.org_number),
         system_label=AccountingSystem(company.system).label,

@@ -22,6 +22,8 @@ class Field(StrEnum):
     ORG_NUMBER = "org_number"
     TENANT_ID = "tenant_id"
     NXT_COMPANY = "nxt_company"
+    API_VERSION = "api_version"
+    ERP_SCOPES = "erp_scopes"
     PERIOD_TYPE = "period_type"
     FY_START_MONTH = "fy_start_month"
     RECONCILIATION_START = "reconciliation_start"

@@ -66,7 +66,7 @@ def company_step(
         errors[Field.ORG_NUMBER] = str(exc)
     tenant = _text(values, Field.TENANT_ID)
     external_id = None
-    if system is AccountingSystem.VISMA_NET and tenant:
+    if system in (AccountingSystem.VISMA_NET, AccountingSystem.VISMA_ERP) and tenant:
         try:
             external_id = str(uuid.UUID(tenant))
         except ValueError:
@@ -77,12 +77,17 @@ def company_step(
     if system is AccountingSystem.BUSINESS_NXT:
         picked = _selected(values, Field.NXT_COMPANY)
         external_id = picked if picked and picked.isdigit() else None
+    options: dict[str, Any] = {}
+    if system is AccountingSystem.VISMA_ERP:
+        version = _selected(values, Field.API_VERSION) or "v2"
+        extra = [str(option["value"]) for option in _element(values, Field.ERP_SCOPES).get("selected_options") or []]
+        options = {"api_version": version if version in ("v1", "v2") else "v2", "scopes": extra}
     if errors or system is None:
         return None, errors
-    return (
-        CompanyIdentity(system=system, name=name, country=country, org_number=org_number, external_id=external_id),
-        {},
+    identity = CompanyIdentity(
+        system=system, name=name, country=country, org_number=org_number, external_id=external_id, options=options
     )
+    return identity, {}
 
 
 def settings_step(values: Values, *, today: date) -> tuple[ReconciliationSettings | None, Errors]:

@@ -41,9 +41,11 @@ APPROVER_NEEDS = {
     "and *API User* (ERP), integrates our app in the Visma App Store, and gives us the company's *Tenant ID*.",
     AccountingSystem.BUSINESS_NXT: "The client's system administrator activates our integration in Business "
     "NXT for the company (one access row per company); then it appears in the list below.",
-    AccountingSystem.VISMA_ERP: "Needs the Tenant ID and the scopes to grant. Coming soon.",
+    AccountingSystem.VISMA_ERP: "The client's approver signs in with Visma Connect (the *API User* role), picks "
+    "the company and approves the scopes; give the Tenant ID if you have it, and the bot checks the one picked.",
 }
 
+ERP_VERBS = ("create", "update", "delete", "ui-extension")
 _PERIOD_LABELS = {
     PeriodType.MONTHLY: "Monthly",
     PeriodType.BIMONTHLY: "Every two months",
@@ -129,7 +131,30 @@ def _company_view(chosen: AccountingSystem) -> dict[str, Any]:
                 ),
             ),
         )
-    if chosen is AccountingSystem.VISMA_NET:
+    if chosen is AccountingSystem.VISMA_ERP:
+        blocks += [
+            InputBlock(
+                block_id=Field.API_VERSION,
+                label="API version",
+                element=StaticSelectElement(
+                    action_id=Field.API_VERSION,
+                    options=[_option("v2", "API v2"), _option("v1", "API v1")],
+                    initial_option=_option("v2", "API v2"),
+                ),
+            ),
+            InputBlock(
+                block_id=Field.ERP_SCOPES,
+                label="Scopes to ask for besides reading",
+                optional=True,
+                hint="Reading is always asked for. The approver sees each scope and can leave one unticked; the "
+                "bot then says which is missing.",
+                element=CheckboxesElement(
+                    action_id=Field.ERP_SCOPES,
+                    options=[_option(f"vismanet_erp_interactive_api:{verb}", verb) for verb in ERP_VERBS],
+                ),
+            ),
+        ]
+    if chosen in (AccountingSystem.VISMA_NET, AccountingSystem.VISMA_ERP):
         blocks.append(
             InputBlock(
                 block_id=Field.TENANT_ID,
