@@ -9,7 +9,7 @@ import re
 from sqlmodel import select
 
 from bot import logs
-from bot.simulators.slack_requests import input_values, selected, typed
+from bot.simulators.slack_requests import input_values, typed
 from bot.simulators.stack import ALERT_CHANNEL, BOT_TOKEN
 from bot.store.models import AccountBalance, Company, Connection, Voucher
 from tests.scenario.flow import (
@@ -71,7 +71,7 @@ async def test_bad_fields_come_back_inline_and_nothing_is_saved(stack):
     body = await submit(
         stack,
         view,
-        input_values(system=selected("visma_erp"), company_name=typed("N"), org_number=typed("988077918")),
+        input_values(system={"type": "static_select"}, company_name=typed("N"), org_number=typed("988077918")),
     )
     assert body["response_action"] == "errors"
     assert set(body["errors"]) == {"system", "company_name", "org_number"}

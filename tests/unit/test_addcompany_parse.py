@@ -42,11 +42,12 @@ def test_company_step_accepts_a_valid_company():
 
 def test_company_step_reports_every_bad_field_under_its_own_block():
     step, errors = parse.company_step(
-        _values(system=_select("visma_erp"), name=_text("X"), country=_select("NO"), org_number=_text("988077918"))
+        _values(system=_select("visma_erp"), name=_text("X"), country=_select("NO"), org_number=_text("988077918")),
+        offered=(AccountingSystem.EACCOUNTING,),
     )
     assert step is None
     assert set(errors) == {Field.SYSTEM, Field.NAME, Field.ORG_NUMBER}
-    assert "not available yet" in errors[Field.SYSTEM]
+    assert "not set up for this firm" in errors[Field.SYSTEM]
     assert "check digit" in errors[Field.ORG_NUMBER]
 
 
