@@ -25,8 +25,9 @@ from bot.simulators.render import render_message, render_view
 from bot.simulators.slack import STAFF_GROUP
 from bot.simulators.slack_requests import input_values, picked_user, selected, typed
 from bot.simulators.stack import ALERT_CHANNEL, VISMA_CLIENT_ID, Stack, running_stack
-from bot.simulators.visma_net import EIENDOM_TENANT, SERVICE_READ
+from bot.simulators.visma_net import EIENDOM_TENANT, SERVICE_READ, SJOMAT_TENANT
 from bot.store.models import SyncRun
+from bot.visma.visma_erp import READ_SCOPE as ERP_READ
 from commands.addcompany.ids import Field
 from commands.addcompany.state import AddCompanyState
 from commands.addcompany.views import company_view
@@ -411,6 +412,37 @@ class Demo:
         expect("vouchers" in card, f"the Business NXT company did not sync: {card}")
         show("#onboarding", "its card, connected and synced", card)
 
+    async def visma_erp(self) -> None:
+        heading("11. Visma ERP: consent through Visma Connect, and a scope left unticked")
+        await self.add(system="visma_erp", name="Havbris Sjømat AS", org_number="931184202", api_version=selected("v2"))
+        link, _ = self.approval_link()
+        browser = self.stack.browser
+        page = await browser.submit(await browser.get(link))
+        page = await browser.submit(page, values={"email": "kari@havbris.no", "password": "demo"})
+        page = await browser.submit(page, values={"tenant_id": SJOMAT_TENANT})
+        show(
+            "Kari Havik (the client's API User)", "signs in, picks the company, sees the access asked", page_text(page)
+        )
+        page = await browser.submit(page, values={f"grant:{ERP_READ}": ""}, button=("decision", "accept"))
+        expect(page.status == 422 and ERP_READ in page.text, f"an unticked scope was not caught: {page.text[:300]}")
+        show(
+            "Kari Havik", "unticks reading by mistake: nothing is kept, and the page says which scope", page_text(page)
+        )
+        await self.wait_idle()
+        show("#onboarding", "the team hears it in the card's thread", self.render(self.thread()[-1]))
+        retry = next((url for text, url in page.links if "Sign in" in text), None)
+        expect(retry is not None, "the page offers no way to sign in again")
+        assert retry is not None
+        page = await browser.get(retry)
+        page = await browser.submit(page, values={"email": "kari@havbris.no", "password": "demo"})
+        page = await browser.submit(page, values={"tenant_id": SJOMAT_TENANT})
+        page = await browser.submit(page, button=("decision", "accept"))
+        expect("is connected" in page.text, f"Visma ERP did not connect: {page.text[:300]}")
+        await self.wait_idle()
+        card = self.render(self.card())
+        expect("vouchers" in card, f"the Visma ERP company did not sync: {card}")
+        show("#onboarding", "she signs in again with every box ticked: connected and synced", card)
+
     async def run(self) -> None:
         await self.staff_adds_company()
         link, dm_channel = self.approval_link()
@@ -422,6 +454,7 @@ class Demo:
         await self.only_staff_and_only_in_turn()
         await self.visma_net()
         await self.business_nxt()
+        await self.visma_erp()
 
 
 async def main() -> int:
@@ -454,7 +487,8 @@ async def main() -> int:
         f"default-company mix-up caught, connected, first sync on the card, a 429 and a 503 ridden out, "
         f"an outage shown on the card and cleared, permission alert raised and resolved, a guest and a stale "
         f"button refused, a Slack outage caught up; Visma.net connected by Tenant ID after its app was integrated; "
-        f"Business NXT connected after its integration was activated "
+        f"Business NXT connected after its integration was activated; Visma ERP connected after an unticked "
+        f"scope was caught — all four systems synced "
         f"({calls} Slack API calls, {api_calls} eAccounting API calls)."
     )
     return 0
