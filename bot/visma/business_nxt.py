@@ -51,6 +51,7 @@ from bot.visma.base import (
     Unauthorized,
     VismaError,
 )
+from bot.visma.reading import NoConsent, json_object, skip
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class NxtCompany:
     customer_id: int
 
 
-class BusinessNxt:
+class BusinessNxt(NoConsent):
     """The Business NXT system module for one firm's service application."""
 
     system = AccountingSystem.BUSINESS_NXT
@@ -130,22 +131,6 @@ class BusinessNxt:
 
     # ------------------------------------------------------------------ access
 
-    def authorize_url(self, *, state: str, challenge: str, redirect_uri: str, locale: str | None = None) -> str:
-        """Business NXT companies are activated by the client's administrator, never consented through a link."""
-        raise OurConfiguration("Business NXT is reached with a service token, not through a consent link")
-
-    async def exchange_code(self, *, code: str, verifier: str, redirect_uri: str, now: datetime) -> TokenSet:
-        """Not used: Business NXT has no consent flow here."""
-        raise OurConfiguration("Business NXT is reached with a service token, not an authorization code")
-
-    async def refresh(self, *, refresh_token: str, now: datetime) -> TokenSet:
-        """Not used: service tokens are not refreshed, a new one is taken (`service_token`)."""
-        raise OurConfiguration("Business NXT service tokens are not refreshed; take a new one")
-
-    async def approver_name(self, api: Api) -> str | None:
-        """Nobody consents in NXT: the system administrator's activation names no one we can read."""
-        return None
-
     async def service_token(self, *, tenant: str | None, now: datetime) -> TokenSet:
         """A client-credentials token for our service application (NXT has no tenant: access is per company)."""
         form = {"grant_type": "client_credentials", "scope": SCOPE}
@@ -153,7 +138,7 @@ class BusinessNxt:
             response = await self._http.post(self._token_url, data=form, auth=(self._client_id, self._client_secret))
         except httpx.HTTPError as exc:
             raise IdentityUnavailable(f"Visma Connect did not answer ({type(exc).__name__})") from exc
-        body = _object(response)
+        body = json_object(response)
         if response.status_code == 200 and "access_token" in body:
             return TokenSet(
                 access_token=str(body["access_token"]),
@@ -284,7 +269,7 @@ class BusinessNxt:
             for item in items:
                 number = item.get("accountNo")
                 if not isinstance(number, int):
-                    _skip(notes, f"an account number {number!r} that is not a number")
+                    skip(notes, f"an account number {number!r} that is not a number")
                     continue
                 tax = item.get("taxCode")
                 rows.append(
@@ -367,7 +352,7 @@ class BusinessNxt:
         for number in numbers:
             row = _voucher_row(number, lines.get(number, []))
             if row is None:
-                _skip(notes, f"voucher {number} came without a valid voucherDate")
+                skip(notes, f"voucher {number} came without a valid voucherDate")
                 continue
             rows.append(row)
         return rows
@@ -487,12 +472,6 @@ def _voucher_row(number: int, lines: list[dict[str, Any]]) -> tuple[Any, ...] | 
     )
 
 
-def _skip(notes: RunNotes, why: str) -> None:
-    # One malformed row must not block a company's books for good: left out, logged and counted on the run.
-    notes.values["skipped"] = notes.values.get("skipped", 0) + 1
-    log.warning("not stored: %s", why)
-
-
 def _fraction(rate: Any) -> float | None:
     # NXT keeps VAT rates in percent; the store keeps fractions, as eAccounting sends them.
     return None if rate is None else float(rate) / 100
@@ -521,11 +500,3 @@ def _nxt_stamp(moment: datetime) -> str:
 def _instant(value: Any) -> datetime | None:
     moment = _local(value)
     return moment.replace(tzinfo=SERVER_ZONE).astimezone(UTC) if moment else None
-
-
-def _object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}

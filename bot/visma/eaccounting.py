@@ -47,6 +47,7 @@ from bot.visma.base import (
     Unauthorized,
     VismaError,
 )
+from bot.visma.reading import account_number, day, instant, iso, json_object, skip, tokens_from
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +117,12 @@ class EAccounting:
         """Trade the authorization code (with its PKCE verifier) for tokens (raises OAuthError)."""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         response = await self._token_request({**form, "code_verifier": verifier})
-        body = _object(response)
+        body = json_object(response)
         if response.status_code != 200 or "access_token" not in body:
             raise OAuthError(
                 response.status_code, str(body.get("error", "invalid_response")), body.get("error_description")
             )
-        return _tokens(body, now)
+        return tokens_from(body, now)
 
     async def refresh(self, *, refresh_token: str, now: datetime) -> TokenSet:
         """New tokens; the refresh token rotates, so the answer's one must be stored before anything else."""
@@ -129,9 +130,9 @@ class EAccounting:
             response = await self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
         except httpx.HTTPError as exc:
             raise IdentityUnavailable(f"the identity server did not answer ({type(exc).__name__})") from exc
-        body = _object(response)
+        body = json_object(response)
         if response.status_code == 200 and "access_token" in body:
-            return _tokens(body, now)
+            return tokens_from(body, now)
         error = str(body.get("error") or "")
         if error == "invalid_grant":
             raise GrantRevoked("the refresh token was refused (invalid_grant)", status=response.status_code, code=error)
@@ -191,7 +192,7 @@ class EAccounting:
                 raise Transient(
                     f"Visma eAccounting answered 200 with a body that is not JSON ({kind})", status=200
                 ) from None
-        body = _object(response)
+        body = json_object(response)
         raw_code = body.get("ErrorCode")
         code = int(raw_code) if isinstance(raw_code, int | str) and str(raw_code).isdigit() else None
         message = str(body.get("DeveloperErrorMessage") or response.reason_phrase or "no message")
@@ -250,7 +251,7 @@ class EAccounting:
         async for page in _pages(api, "fiscalyears", self.page_size):
             rows = []
             for item in page:
-                start, end = _day(item["StartDate"]), _day(item["EndDate"])
+                start, end = day(item["StartDate"]), day(item["EndDate"])
                 years.append((item["Id"], start, end))
                 rows.append((item["Id"], start, end, bool(item.get("IsLockedForAccounting"))))
             yield Page(rows, None)
@@ -277,10 +278,10 @@ class EAccounting:
                             bool(item.get("IsActive", True)),
                             item.get("VatCodeId"),
                             item.get("Type"),
-                            _instant(item.get("ModifiedUtc")),
+                            instant(item.get("ModifiedUtc")),
                         )
                         for item in page
-                        if (number := _number(item.get("Number"), notes)) is not None
+                        if (number := account_number(item.get("Number"), notes)) is not None
                     ],
                     None,
                 )
@@ -291,7 +292,7 @@ class EAccounting:
                 [
                     (number, item.get("Name"), item.get("Balance") or 0)
                     for item in page
-                    if (number := _number(item.get("Number"), notes)) is not None
+                    if (number := account_number(item.get("Number"), notes)) is not None
                 ],
                 None,
             )
@@ -303,9 +304,9 @@ class EAccounting:
         # voucher changed meanwhile gets a newer ModifiedUtc and so comes later; nothing shifts under us.
         # Only a page that is all one ModifiedUtc (a burst of ties) is paged by number within that value.
         cursor = cursor or {}
-        watermark = _instant(cursor.get("watermark"))
+        watermark = instant(cursor.get("watermark"))
         if "position" in cursor:  # resuming a run that stopped part way
-            current, page_number = _instant(cursor["position"]), int(cursor.get("page", 1))
+            current, page_number = instant(cursor["position"]), int(cursor.get("page", 1))
         else:
             current, page_number = (watermark - OVERLAP if watermark else None), 1
         newest = watermark
@@ -327,7 +328,7 @@ class EAccounting:
             for item in items:
                 row = _voucher_row(item)
                 if row is None:
-                    _skip(notes, f"voucher {item.get('Id')} came without a VoucherDate or Id")
+                    skip(notes, f"voucher {item.get('Id')} came without a VoucherDate or Id")
                     continue
                 rows.append(row)
                 modified = row[6]
@@ -337,14 +338,14 @@ class EAccounting:
                 newest = page_newest
             last = page_number >= int((body.get("Meta") or {}).get("TotalNumberOfPages") or 1) or not items
             if last:
-                yield Page(rows, {"watermark": _iso(newest)} if newest else {})
+                yield Page(rows, {"watermark": iso(newest)} if newest else {})
                 return
             if page_newest is None or (current is not None and page_newest <= current):
                 page_number += 1  # a page of ties: page on within the same ModifiedUtc
             else:
                 current, page_number = page_newest, 1
-            position = {"position": _iso(current), "page": page_number} if current else {"page": page_number}
-            yield Page(rows, {"watermark": _iso(watermark), **position} if watermark else position)
+            position = {"position": iso(current), "page": page_number} if current else {"page": page_number}
+            yield Page(rows, {"watermark": iso(watermark), **position} if watermark else position)
 
     async def _balances(
         self,
@@ -369,7 +370,7 @@ class EAccounting:
             rows = [
                 (number, on, item.get("Balance") or 0)
                 async for item in _items(api, f"accountbalances/{on.isoformat()}", self.page_size)
-                if (number := _number(item.get("AccountNumber"), notes)) is not None
+                if (number := account_number(item.get("AccountNumber"), notes)) is not None
             ]
             following = ends[index + 1] if index + 1 < len(ends) else None
             yield Page(rows, {"complete": True} if following is None else {"next": following.isoformat()})
@@ -397,33 +398,18 @@ def month_ends(start: date, today: date) -> list[date]:
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
-def _skip(notes: RunNotes, why: str) -> None:
-    # One malformed row must not block a company's books for good: it is left out, logged and counted on the
-    # run, and everything else is stored.
-    notes.values["skipped"] = notes.values.get("skipped", 0) + 1
-    log.warning("not stored: %s", why)
-
-
-def _number(value: Any, notes: RunNotes) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        _skip(notes, f"an account number {value!r} that is not a number")
-        return None
-
-
 def _voucher_row(item: Mapping[str, Any]) -> tuple[Any, ...] | None:
     voucher_date = item.get("VoucherDate")
     if not voucher_date or not item.get("Id"):
         return None
     return (
         item["Id"],
-        _day(voucher_date),
+        day(voucher_date),
         item.get("NumberAndNumberSeries"),
         item.get("NumberSeries"),
         item.get("VoucherType"),
         item.get("VoucherText"),
-        _instant(item.get("ModifiedUtc")),
+        instant(item.get("ModifiedUtc")),
         item.get("SourceId"),
         item.get("Attachments"),
         item.get("Rows") or [],
@@ -449,40 +435,8 @@ async def _items(api: Api, path: str, size: int) -> AsyncIterator[dict[str, Any]
             yield item
 
 
-def _day(value: str) -> date:
-    return date.fromisoformat(value[:10])
-
-
-def _instant(value: Any) -> datetime | None:
-    if not value:
-        return None
-    moment = datetime.fromisoformat(str(value))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def _odata_instant(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _tokens(body: Mapping[str, Any], now: datetime) -> TokenSet:
-    return TokenSet(
-        access_token=str(body["access_token"]),
-        refresh_token=body.get("refresh_token"),
-        expires_at=now + timedelta(seconds=int(body.get("expires_in", 3600))),
-        scope=str(body.get("scope", "")),
-    )
 
 
 def _retry_after(response: httpx.Response, message: str) -> float:

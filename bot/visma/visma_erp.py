@@ -44,6 +44,7 @@ from bot.visma.base import (
     Unauthorized,
     VismaError,
 )
+from bot.visma.reading import json_object
 from bot.visma.visma_net import PAGE_SIZE, RATE_LIMIT, VismaNet
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class VismaErp(VismaNet):
             response = await self._token_request({**form, "code_verifier": verifier})
         except httpx.HTTPError as exc:
             raise IdentityUnavailable(f"Visma Connect did not answer ({type(exc).__name__})") from exc
-        body = _object(response)
+        body = json_object(response)
         if response.status_code != 200 or "access_token" not in body:
             raise OAuthError(
                 response.status_code, str(body.get("error", "invalid_response")), body.get("error_description")
@@ -149,7 +150,7 @@ class VismaErp(VismaNet):
             response = await self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
         except httpx.HTTPError as exc:
             raise IdentityUnavailable(f"Visma Connect did not answer ({type(exc).__name__})") from exc
-        body = _object(response)
+        body = json_object(response)
         status = response.status_code
         if status == 200 and "access_token" in body:
             tokens = _tokens(body, now)
@@ -248,11 +249,3 @@ def _tokens(body: Mapping[str, Any], now: datetime) -> ConsentTokens:
         scope=str(body.get("scope", "")),
         tenant=str(tenant) if tenant else None,
     )
-
-
-def _object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}

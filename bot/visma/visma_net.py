@@ -50,6 +50,7 @@ from bot.visma.base import (
     VismaError,
 )
 from bot.visma.eaccounting import month_ends
+from bot.visma.reading import NoConsent, account_number, day, instant, iso, json_object, skip
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _LICENCE = "12027"
 
 
-class VismaNet:
+class VismaNet(NoConsent):
     """The Visma.net Financials system module for one firm's app registration."""
 
     system = AccountingSystem.VISMA_NET
@@ -93,22 +94,6 @@ class VismaNet:
 
     # ------------------------------------------------------------------ access
 
-    def authorize_url(self, *, state: str, challenge: str, redirect_uri: str, locale: str | None = None) -> str:
-        """Visma.net companies are connected by Tenant ID, never through a consent link."""
-        raise OurConfiguration("Visma.net Financials is connected with a Tenant ID, not by consent")
-
-    async def exchange_code(self, *, code: str, verifier: str, redirect_uri: str, now: datetime) -> TokenSet:
-        """Not used: see `authorize_url`."""
-        raise OurConfiguration("Visma.net Financials is connected with a Tenant ID, not by consent")
-
-    async def refresh(self, *, refresh_token: str, now: datetime) -> TokenSet:
-        """Not used: service tokens are taken anew (`service_token`)."""
-        raise OurConfiguration("Visma.net Financials uses client-credentials tokens, not refresh tokens")
-
-    async def approver_name(self, api: Api) -> str | None:
-        """A service token has no person behind it."""
-        return None
-
     async def service_token(self, *, tenant: str | None, now: datetime) -> TokenSet:
         """A client-credentials token for the company's tenant (GrantRevoked on `invalid_tenant`)."""
         if not tenant:
@@ -120,7 +105,7 @@ class VismaNet:
             )
         except httpx.HTTPError as exc:
             raise IdentityUnavailable(f"Visma Connect did not answer ({type(exc).__name__})") from exc
-        body = _object(response)
+        body = json_object(response)
         if response.status_code == 200 and "access_token" in body:
             return TokenSet(
                 access_token=str(body["access_token"]),
@@ -168,7 +153,7 @@ class VismaNet:
             except orjson.JSONDecodeError:
                 kind = response.headers.get("content-type", "unknown content").split(";")[0]
                 raise Transient(f"Visma.net answered 200 with a body that is not JSON ({kind})", status=200) from None
-        body = _object(response)
+        body = json_object(response)
         fault = str(body.get("ExceptionFaultCode") or "")
         message = str(body.get("ExceptionMessage") or body.get("message") or response.reason_phrase or "no message")
         # The IPP body wins over the status: 12027 comes as a 500 but is no outage.
@@ -244,8 +229,8 @@ class VismaNet:
                 closed.add(f"{period[2:]}{period[:2]}")  # "012026" -> "202601"
         rows, spans = [], []
         for year, periods in sorted(years.items()):
-            start = min(_day(item["startDate"]) for item in periods)
-            end = max(_day(item["endDate"]) for item in periods)
+            start = min(day(item["startDate"]) for item in periods)
+            end = max(day(item["endDate"]) for item in periods)
             rows.append((str(year), start, end, all(bool(item.get("closedInGeneralLedger")) for item in periods)))
             spans.append((str(year), start, end))
         notes.values["fiscal_years"] = spans
@@ -268,7 +253,7 @@ class VismaNet:
         names: dict[int, str] = {}
         accounts = []
         for item in items:
-            number = _number(item.get("accountCd"), notes)
+            number = account_number(item.get("accountCd"), notes)
             if number is None:
                 continue
             names[number] = str(item.get("description") or "")
@@ -286,7 +271,7 @@ class VismaNet:
                         bool(item.get("active", True)),
                         None,  # Visma.net accounts carry a VAT category, not a VAT code
                         None,  # the type is a word (Asset, Liability, Income, Expense), the column a number
-                        _instant(item.get("lastModifiedDateTime")),
+                        instant(item.get("lastModifiedDateTime")),
                     )
                     for number, item in accounts
                 ],
@@ -301,9 +286,9 @@ class VismaNet:
         # may go on in the next one: it is held back. Moving the bound re-reads that batch whole; paging on
         # within one value (a page all of one timestamp) carries it over instead.
         cursor = cursor or {}
-        watermark = _instant(cursor.get("watermark"))
+        watermark = instant(cursor.get("watermark"))
         if "position" in cursor:
-            current: datetime = _instant(cursor["position"]) or _EPOCH
+            current: datetime = instant(cursor["position"]) or _EPOCH
             number, start_at = int(cursor.get("page", 1)), cursor.get("from")
         else:
             current, number, start_at = (watermark - OVERLAP if watermark else _EPOCH), 1, None
@@ -340,28 +325,28 @@ class VismaNet:
                     batches.append(held)
                 held = {**item, "journalTransactionLines": list(item.get("journalTransactionLines") or [])}
                 held_page = number
-            page_newest = max((m for item in items if (m := _instant(item.get("lastModifiedDateTime")))), default=None)
+            page_newest = max((m for item in items if (m := instant(item.get("lastModifiedDateTime")))), default=None)
             if page_newest is not None and (newest is None or page_newest > newest):
                 newest = page_newest
             if lines < size:  # the last page: the held batch is complete
                 if held is not None:
                     batches.append(held)
                 yield Page(
-                    self._voucher_rows(batches, target, names, notes), {"watermark": _iso(newest)} if newest else {}
+                    self._voucher_rows(batches, target, names, notes), {"watermark": iso(newest)} if newest else {}
                 )
                 return
             if page_newest is not None and page_newest > current:
                 current, number, held = page_newest, 1, None  # the held batch is read again, whole
-                position: dict[str, Any] = {"position": _iso(current), "page": 1}
+                position: dict[str, Any] = {"position": iso(current), "page": 1}
             else:
                 # A page of ties: page on within the same lastModifiedDateTime. A resumed run starts again on
                 # the page where the held batch began, from that batch.
                 number += 1
-                position = {"position": _iso(current), "page": number}
+                position = {"position": iso(current), "page": number}
                 if held is not None:
                     position.update(page=held_page, **{"from": _key(held)})
             if watermark:
-                position["watermark"] = _iso(watermark)
+                position["watermark"] = iso(watermark)
             yield Page(self._voucher_rows(batches, target, names, notes), position)
 
     def _voucher_rows(
@@ -371,7 +356,7 @@ class VismaNet:
         for batch in batches:
             row = _voucher_row(batch, names, notes)
             if row is None:
-                _skip(notes, f"journal transaction {batch.get('batchNumber')} came without a date or number")
+                skip(notes, f"journal transaction {batch.get('batchNumber')} came without a date or number")
             elif row[1] >= target.reconciliation_start:
                 rows.append(row)
         return rows
@@ -393,7 +378,7 @@ class VismaNet:
             if period not in closed:
                 async for item in self._list_v2(api, "generalLedgerBalance", {"periodId": period}):
                     account = item.get("account") or {}
-                    number = _number(account.get("number") if isinstance(account, dict) else account, notes)
+                    number = account_number(account.get("number") if isinstance(account, dict) else account, notes)
                     if number is not None:
                         rows.append((number, on, Decimal(str(item.get("yearToDateBalance") or 0))))
             following = ends[index + 1] if index + 1 < len(ends) else None
@@ -427,12 +412,12 @@ def _key(item: Mapping[str, Any]) -> str:
 
 
 def _voucher_row(batch: Mapping[str, Any], names: Mapping[int, str], notes: RunNotes) -> tuple[Any, ...] | None:
-    day = batch.get("transactionDate")
-    if not day or not batch.get("batchNumber"):
+    booked = batch.get("transactionDate")
+    if not booked or not batch.get("batchNumber"):
         return None
     rows = []
     for line in batch.get("journalTransactionLines") or []:
-        number = _number(line.get("accountNumber"), notes)
+        number = account_number(line.get("accountNumber"), notes)
         if number is None:
             continue
         # The same keys eAccounting's rows have, so reports read every system's vouchers alike.
@@ -450,59 +435,22 @@ def _voucher_row(batch: Mapping[str, Any], names: Mapping[int, str], notes: RunN
     module = str(batch.get("module") or "").removeprefix("Module")
     return (
         _key(batch),
-        _day(str(day)),
+        day(str(booked)),
         str(batch["batchNumber"]),
         module or None,
         None,  # Visma.net has no numeric voucher type; the module (GL, AR, AP…) is the number series
         batch.get("description"),
-        _instant(batch.get("lastModifiedDateTime")),
+        instant(batch.get("lastModifiedDateTime")),
         None,
         None,
         rows,
     )
 
 
-def _skip(notes: RunNotes, why: str) -> None:
-    notes.values["skipped"] = notes.values.get("skipped", 0) + 1
-    log.warning("not stored: %s", why)
-
-
-def _number(value: Any, notes: RunNotes) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        _skip(notes, f"an account number {value!r} that is not a number")
-        return None
-
-
-def _day(value: str) -> date:
-    return date.fromisoformat(value[:10])
-
-
-def _instant(value: Any) -> datetime | None:
-    # Visma.net's timestamps carry no zone; they are read as UTC.
-    if not value:
-        return None
-    moment = datetime.fromisoformat(str(value))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def _query_instant(moment: datetime) -> str:
     """yyyy-MM-dd HH:mm:ss.FFF, one of the formats lastModifiedDateTime accepts."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
-
-
-def _object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _retry_after(response: httpx.Response) -> float:
