@@ -30,24 +30,17 @@ def build_systems(settings: Settings, http: httpx.AsyncClient) -> dict[Accountin
     }
     if settings.visma_client_id and settings.visma_client_secret:
         secret = settings.visma_client_secret.get_secret_value()
-        systems[AccountingSystem.VISMA_NET] = VismaNet(
-            http,
-            connect_url=str(settings.visma_connect_url),
-            api_url=str(settings.visma_net_api_url),
-            client_id=settings.visma_client_id,
-            client_secret=secret,
-            rate_limit=settings.visma_net_rate_limit_per_hour,
-            page_size=settings.visma_page_size,
-        )
-        systems[AccountingSystem.VISMA_ERP] = VismaErp(
-            http,
-            connect_url=str(settings.visma_connect_url),
-            api_url=str(settings.visma_net_api_url),
-            client_id=settings.visma_client_id,
-            client_secret=secret,
-            rate_limit=settings.visma_net_rate_limit_per_hour,
-            page_size=settings.visma_page_size,
-        )
+        # Visma.net Financials (by Tenant ID) and Visma ERP (by consent) read the same ERP API.
+        for module in (VismaNet, VismaErp):
+            systems[module.system] = module(
+                http,
+                connect_url=str(settings.visma_connect_url),
+                api_url=str(settings.visma_net_api_url),
+                client_id=settings.visma_client_id,
+                client_secret=secret,
+                rate_limit=settings.visma_net_rate_limit_per_hour,
+                page_size=settings.visma_page_size,
+            )
         systems[AccountingSystem.BUSINESS_NXT] = BusinessNxt(
             http,
             token_url=str(settings.business_nxt_token_url),

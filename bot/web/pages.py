@@ -265,23 +265,32 @@ def _tenant_page(
 ) -> HTMLResponse:
     """The page of a tenant-based system: the steps in Visma, and the Tenant ID form (again, with what is
     missing, after a check that did not connect)."""
-    problem = outcome.problem if outcome else None
     return render(
         "approve_tenant.html",
         deps,
-        status=200 if outcome is None else 422,
-        company_name=company.name,
-        org_number=display(Country(company.country), company.org_number),
-        system_label=AccountingSystem(company.system).label,
-        requester_name=approval.requested_by_name or "Your accountant",
-        expires=approval.expires_at.strftime("%d %B %Y"),
+        **_link_facts(token, approval, company, outcome),
         check_url=f"/approve/{token}/tenant",
-        decline_url=f"/approve/{token}/decline",
         tenant=tenant,
-        problem=None if problem is None else _shown(problem),
         got_name=outcome.got_name if outcome else None,
         got_number=outcome.got_number if outcome else None,
     )
+
+
+def _link_facts(
+    token: str, approval: ApprovalRequest, company: Company, outcome: ConsentResult | None
+) -> dict[str, Any]:
+    """What every approval page says about the link, and what a check that did not connect found."""
+    problem = outcome.problem if outcome else None
+    return {
+        "status": 200 if outcome is None else 422,
+        "company_name": company.name,
+        "org_number": display(Country(company.country), company.org_number),
+        "system_label": AccountingSystem(company.system).label,
+        "requester_name": approval.requested_by_name or "Your accountant",
+        "expires": approval.expires_at.strftime("%d %B %Y"),
+        "decline_url": f"/approve/{token}/decline",
+        "problem": None if problem is None else _shown(problem),
+    }
 
 
 def _listed_page(
@@ -290,20 +299,12 @@ def _listed_page(
     """The page of a listed system (Business NXT): the activation steps and "Check again"."""
     system = deps.system_for(company.system)
     steps = system.classify(Refused("not activated", code="NXT AccessDenied"), company=company.name)
-    problem = outcome.problem if outcome else None
     return render(
         "approve_listed.html",
         deps,
-        status=200 if outcome is None else 422,
-        company_name=company.name,
-        org_number=display(Country(company.country), company.org_number),
-        system_label=AccountingSystem(company.system).label,
-        requester_name=approval.requested_by_name or "Your accountant",
-        expires=approval.expires_at.strftime("%d %B %Y"),
+        **_link_facts(token, approval, company, outcome),
         check_url=f"/approve/{token}/check",
-        decline_url=f"/approve/{token}/decline",
         steps=[steps.plain(step) for step in steps.steps],
-        problem=None if problem is None else _shown(problem),
     )
 
 
