@@ -31,6 +31,7 @@ from bot.slack_format import escape
 from commands.addcompany.ids import Field, Step
 from commands.addcompany.state import AddCompanyState
 from commands.card.ids import ButtonRef, CardAction
+from commands.firm.ids import FirmAction
 
 TITLE = "Add a company"
 
@@ -117,6 +118,11 @@ def _company_view(chosen: AccountingSystem) -> dict[str, Any]:
         ),
     ]
     if chosen is AccountingSystem.BUSINESS_NXT:
+        # The list comes from the firm's Visma customer IDs: the first time, staff set them from here.
+        blocks.insert(
+            2,
+            ActionsBlock(elements=[ButtonElement(text="Firm settings: Visma customer IDs", action_id=FirmAction.OPEN)]),
+        )
         blocks.insert(
             2,
             InputBlock(

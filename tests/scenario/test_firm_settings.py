@@ -33,3 +33,14 @@ async def test_customer_ids_are_checked_inline_then_kept(stack):
         assert firm.customer_ids(await firm.settings(session)) == [1234567, 7654321]
     again = await open_settings(stack)
     assert "1234567, 7654321" in str(again)
+
+
+async def test_the_first_business_nxt_company_can_set_them_from_the_modal(stack):
+    from tests.scenario.flow import open_modal
+
+    view = await open_modal(stack)
+    button = {"type": "button", "action_id": "firm_settings_open", "text": {"type": "plain_text", "text": "Firm"}}
+    await stack.slack.click(user=KARI, action=button, view=view)
+    await stack.settle()
+    [pushed] = stack.slack_world.calls_to("views.push")
+    assert pushed.args["view"]["callback_id"] == "firm_settings"
