@@ -9,7 +9,7 @@ import sys
 
 import uvicorn
 
-from bot import logs
+from bot import doctor, logs
 from bot.crypto import Vault
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store.engine import Store, migrate
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     simulate = sub.add_parser("simulate", help="run the Visma and Slack simulators on loopback")
     simulate.add_argument("--port", type=int, default=8790)
     sub.add_parser("migrate", help="bring the database schema up to date (serve does this by itself)")
+    sub.add_parser("doctor", help="check the settings, the database, Slack, the alert channel and the Visma URLs")
     sub.add_parser(
         "rotate-key",
         help="re-encrypt the stored secrets with the first ENCRYPTION_KEY key, so that the others can be removed",
@@ -48,6 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "rotate-key":
         return asyncio.run(_rotate_key(settings))
+    if args.command == "doctor":
+        findings = asyncio.run(doctor.run(settings))
+        print("ok  settings: every required setting is there and well-formed")
+        for finding in findings:
+            print(finding)
+        return 0 if all(finding.ok for finding in findings) else 1
+    failed = asyncio.run(doctor.before_serve(settings, host=args.host))
+    if failed is not None:
+        print(f"onboarding-bot: cannot start: {failed.name}: {failed.line}", file=sys.stderr)
+        return 2
     from bot.app import create_app
 
     config = uvicorn.Config(

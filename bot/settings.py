@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import date, timedelta
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
@@ -85,6 +86,16 @@ class Settings(BaseSettings):
             raise ValueError("must be a Slack channel ID such as C0123456789 (not a #name)")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _https_unless_local(cls, value: AnyHttpUrl) -> AnyHttpUrl:
+        if value.scheme == "https" or _loopback(value.host or ""):
+            return value
+        raise ValueError(
+            f"is plain http on {value.host}: approvers' browsers would send their tokens in the clear. Use an "
+            "https:// address (a reverse proxy, or a tunnel for a laptop), or http://localhost for local use"
+        )
+
     @field_validator("staff_usergroup")
     @classmethod
     def _usergroup_is_id(cls, value: str | None) -> str | None:
@@ -126,6 +137,15 @@ class Settings(BaseSettings):
     def url(self, path: str) -> str:
         """An absolute URL under PUBLIC_URL."""
         return str(self.public_url).rstrip("/") + "/" + path.lstrip("/")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(Exception):

@@ -36,6 +36,8 @@ def test_a_missing_setting_is_named_in_one_line(env):
         ("ENCRYPTION_KEY", "too-short", "Fernet key"),
         ("ALERT_CHANNEL", "#onboarding", "channel ID"),
         ("PUBLIC_URL", "not a url", "PUBLIC_URL is malformed"),
+        ("PUBLIC_URL", "http://bot.example.com", "in the clear"),
+        ("PUBLIC_URL", "http://10.0.0.5:3000", "https://"),
         ("DATABASE_URL", "mysql://x", "sqlite:// or postgresql://"),
         ("PORT", "99999", "PORT is malformed"),
     ],
@@ -55,3 +57,14 @@ def test_secrets_do_not_show_in_repr():
     settings = make_settings()
     assert "xoxb-test-bot-token" not in repr(settings)
     assert "test-client-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://bot.example.com", "http://localhost:3000", "http://127.0.0.1:3000", "http://[::1]:3000"]
+)
+def test_https_or_a_loopback_address_is_a_public_url(env, url):
+    for key, good in REQUIRED.items():
+        env.setenv(key, good)
+    env.setenv("ENCRYPTION_KEY", "q5G0Xv1cJ1m3xQ2Vv5o4Rr0jv9YQe8e6l0lq3Y2o9mE=")
+    env.setenv("PUBLIC_URL", url)
+    assert load_settings().url("approve/x").endswith("/approve/x")
