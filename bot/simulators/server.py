@@ -6,16 +6,17 @@ import asyncio
 import json
 from typing import Any
 
+from cryptography.fernet import Fernet
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from bot.simulators.business_nxt import BusinessNxtWorld, create_business_nxt_app
+from bot.simulators.business_nxt import BusinessNxtWorld, create_business_nxt_app, seed_business_nxt
 from bot.simulators.eaccounting import EAccountingWorld, create_api_app, create_identity_app, seed_world
 from bot.simulators.serving import LoopbackServer
 from bot.simulators.slack import SlackWorld, create_slack_app
-from bot.simulators.visma_net import VismaNetWorld, create_visma_net_app
+from bot.simulators.visma_net import VismaNetWorld, create_visma_net_app, seed_visma_net
 
 
 class ResponseLog:
@@ -64,17 +65,39 @@ async def run_simulators(*, port: int) -> None:
     eaccounting = seed_world()
     public = "http://127.0.0.1:3000"
     eaccounting.register_client("simulated-client", "simulated-secret", {f"{public}/oauth/eaccounting/callback"})
-    app = create_simulators(slack=slack, eaccounting=eaccounting, responses=ResponseLog())
+    visma = ("isv_simulated", "simulated-visma-secret")
+    nxt = seed_business_nxt(client_id=visma[0])
+    nxt.register_client(*visma)
+    visma_net = seed_visma_net(
+        client_id=visma[0], client_secret=visma[1], redirect_uris=(f"{public}/oauth/visma_erp/callback",)
+    )
+    app = create_simulators(slack=slack, eaccounting=eaccounting, responses=ResponseLog(), nxt=nxt, visma_net=visma_net)
     async with LoopbackServer(app, port=port) as server:
         base = server.url
+        # Everything `serve` needs, as it accepts it: paste into .env (the key and secret are for this run only).
+        settings = {
+            "SLACK_BOT_TOKEN": "xoxb-simulated",
+            "SLACK_SIGNING_SECRET": "simulated-signing-secret",
+            "SLACK_API_URL": f"{base}/slack/api/",
+            "ALERT_CHANNEL": "C0ALERTS",
+            "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "PUBLIC_URL": public,
+            "EACCOUNTING_IDENTITY_URL": f"{base}/eaccounting/identity",
+            "EACCOUNTING_API_URL": f"{base}/eaccounting/api",
+            "EACCOUNTING_CLIENT_ID": "simulated-client",
+            "EACCOUNTING_CLIENT_SECRET": "simulated-secret",
+            "VISMA_CLIENT_ID": visma[0],
+            "VISMA_CLIENT_SECRET": visma[1],
+            "VISMA_CONNECT_URL": f"{base}/visma",
+            "VISMA_NET_API_URL": f"{base}/visma/erp",
+            "BUSINESS_NXT_API_URL": f"{base}/nxt/api",
+            "BUSINESS_NXT_TOKEN_URL": f"{base}/nxt/connect/token",
+        }
         print(
-            "Simulators running. Point the bot at them with:\n"
-            f"  SLACK_BOT_TOKEN=xoxb-simulated\n  SLACK_API_URL={base}/slack/api/\n"
-            f"  EACCOUNTING_IDENTITY_URL={base}/eaccounting/identity\n"
-            f"  EACCOUNTING_API_URL={base}/eaccounting/api\n"
-            "  EACCOUNTING_CLIENT_ID=simulated-client\n  EACCOUNTING_CLIENT_SECRET=simulated-secret\n"
-            f"  PUBLIC_URL={public}\n"
-            "Approver log-in: ola@nordlysbakeri.no / demo. Ctrl-C stops.",
+            "Simulators running. Point the bot at them with (a .env that serve accepts as it is):\n"
+            + "".join(f"{name}={value}\n" for name, value in settings.items())
+            + "Approver log-ins: ola@nordlysbakeri.no / demo (eAccounting), kari@havbris.no / demo (Visma ERP). "
+            "Ctrl-C stops.",
             flush=True,
         )
         await asyncio.Event().wait()

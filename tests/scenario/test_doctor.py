@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import tempfile
 
@@ -79,3 +80,37 @@ def _environment(settings, *, port: int) -> dict[str, str]:
         "EACCOUNTING_CLIENT_ID": settings.eaccounting_client_id,
         "EACCOUNTING_CLIENT_SECRET": settings.eaccounting_client_secret.get_secret_value(),
     }
+
+
+async def test_simulate_prints_settings_that_serve_accepts_and_doctor_passes(tmp_path, monkeypatch):
+    import sys
+
+    from bot.settings import load_settings
+    from tests.conftest import REPO
+
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "simulate", "--port", str(port),
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        printed: dict[str, str] = {}
+        assert process.stdout is not None
+        while True:
+            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
+            if "Ctrl-C" in line or (not line and process.returncode is not None):
+                break
+            if "=" in line and line.split("=", 1)[0].isupper():
+                name, value = line.split("=", 1)
+                printed[name] = value
+        monkeypatch.chdir(tmp_path)
+        for name, value in printed.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("PORT", str(_free_port()))
+        settings = load_settings()  # serve loads its settings exactly so
+        findings = await doctor.run(settings)
+        assert all(finding.ok for finding in findings), [str(finding) for finding in findings]
+    finally:
+        process.terminate()
+        await process.wait()
