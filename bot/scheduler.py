@@ -18,7 +18,8 @@ from sqlmodel import col
 
 from bot.domain.types import SyncStatus
 from bot.runtime import Deps
-from bot.services import outbox
+from bot.services import approvals, outbox
+from bot.services.outbox import Note
 from bot.store.models import Company, JobLease
 from bot.sync import engine, report, runs
 
@@ -97,6 +98,7 @@ async def tick(deps: Deps, pool: SyncPool, *, every: timedelta) -> list[int]:
     if deps.stopping.is_set() or not await claim_tick(deps, lease=every * 3):
         return []
     await recover(deps)
+    await expire_links(deps)
     await warn_secret_expiry(deps)
     claimed = await engine.due(deps, limit=deps.settings.sync_claim_batch, hold=CLAIM_HOLD.total_seconds())
     for company_id in claimed:
@@ -104,6 +106,22 @@ async def tick(deps: Deps, pool: SyncPool, *, every: timedelta) -> list[int]:
     if claimed:
         log.info("tick: %d companies due", len(claimed))
     return claimed
+
+
+async def expire_links(deps: Deps) -> int:
+    """Links whose time is up: the card says so, the requester hears it in the thread, the DM loses its button."""
+    now = deps.clock()
+    async with deps.store.session() as session:
+        expired = await approvals.expire_due(session, now=now)
+        for request in expired:
+            company = await session.get(Company, request.company_id)
+            if company is None:
+                continue
+            await outbox.approval_changed(session, request=request, now=now)
+            await outbox.note(session, company=company, note=Note.EXPIRED, now=now, requested_by=request.requested_by)
+            await outbox.card(session, company=company, now=now)
+        await session.commit()
+    return len(expired)
 
 
 SECRET_WARNING = timedelta(days=14)

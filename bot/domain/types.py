@@ -54,6 +54,7 @@ class ApprovalStatus(StrEnum):
     COMPLETED = "completed"
     DECLINED = "declined"
     SUPERSEDED = "superseded"
+    EXPIRED = "expired"
 
 
 class Country(StrEnum):

@@ -106,6 +106,25 @@ async def supersede(session: AsyncSession, *, company_id: int | None) -> list[in
     return ids
 
 
+async def expire_due(session: AsyncSession, *, now: datetime) -> list[ApprovalRequest]:
+    """Mark pending links whose time is up as expired (conditionally: one that completed meanwhile stays so);
+    returns them, so that whoever asked can be told."""
+    due = select(ApprovalRequest).where(
+        ApprovalRequest.status == ApprovalStatus.PENDING, col(ApprovalRequest.expires_at) <= now
+    )
+    expired = []
+    for request in (await session.exec(due)).all():
+        done = await session.exec(
+            update(ApprovalRequest)
+            .where(col(ApprovalRequest.id) == request.id, col(ApprovalRequest.status) == ApprovalStatus.PENDING)
+            .values(status=ApprovalStatus.EXPIRED)
+        )
+        if done.rowcount == 1:
+            await session.get(ApprovalRequest, request.id, populate_existing=True)
+            expired.append(request)
+    return expired
+
+
 async def by_token(session: AsyncSession, *, token: str, now: datetime) -> ApprovalRequest:
     """The pending request behind a link token; raises LinkRefused saying why it cannot be used."""
     query = select(ApprovalRequest).where(ApprovalRequest.token_hash == token_hash(token))
@@ -125,7 +144,7 @@ def check_usable(request: ApprovalRequest, now: datetime) -> None:
         raise LinkRefused(LinkProblem.DECLINED, request)
     if status is ApprovalStatus.SUPERSEDED:
         raise LinkRefused(LinkProblem.SUPERSEDED, request)
-    if request.expires_at <= now:
+    if status is ApprovalStatus.EXPIRED or request.expires_at <= now:
         raise LinkRefused(LinkProblem.EXPIRED, request)
 
 

@@ -38,6 +38,7 @@ class Note(StrEnum):
     FIRST_SYNC = "first_sync"
     RECOVERED = "recovered"
     OUTAGE = "outage"
+    EXPIRED = "expired"
 
 
 def _wrote(session: AsyncSession) -> None:

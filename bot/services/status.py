@@ -53,6 +53,7 @@ class Card:
     link_sent_at: datetime | None = None
     link_expires_at: datetime | None = None
     declined_at: datetime | None = None
+    expired_at: datetime | None = None
     connected_by: str | None = None
     connected_at: datetime | None = None
     last_sync: LastSync | None = None
@@ -84,6 +85,7 @@ async def load_card(session: AsyncSession, *, company: Company, now: datetime) -
         link_sent_at=pending.created_at if pending else None,
         link_expires_at=pending.expires_at if pending else None,
         declined_at=request.used_at if request and request.status == ApprovalStatus.DECLINED else None,
+        expired_at=request.expires_at if request and request.status == ApprovalStatus.EXPIRED else None,
         connected_by=connection.connected_by if connection else None,
         connected_at=connection.connected_at if connection else None,
         last_sync=await last_sync(session, company_id=company.id),

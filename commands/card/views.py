@@ -59,6 +59,8 @@ def status_line(card: Card) -> str:
     icon = _ICON[card.state]
     who = approver(card.approver_user_id, card.approver_email)
     if card.state is CompanyState.AWAITING_APPROVAL:
+        if card.expired_at and not card.link_sent_at:
+            return f"⏰ The approval link expired {when(card.expired_at)} unused — press *Resend link*"
         if card.declined_at and not card.link_sent_at:
             return f"🟠 Declined by {who} {when(card.declined_at)} — check who should approve, then *Resend link*"
         sent = f" — link sent {day(card.link_sent_at)}" if card.link_sent_at else ""
@@ -282,6 +284,12 @@ def note_message(
             "then *Resend link*)."
         )
         return note_blocks(text), f"{name}: the approver declined"
+    if note is Note.EXPIRED:
+        text = (
+            f"⏰ The approval link expired unused ({mention(facts.get('requested_by'))}: press *Resend link* on the "
+            "card, or *Change approver*)."
+        )
+        return note_blocks(text), f"{name}: the approval link expired"
     if note is Note.FIRST_SYNC:
         return note_blocks(f"📥 First sync done: {summary_from(facts.get('summary'))}."), f"{name}: first sync done"
     if note is Note.RECOVERED:

@@ -85,6 +85,9 @@ def approval_dm(deps: Deps, request: ApprovalRequest, company: Company, *, link:
             dm_declined_blocks(company_name=company.name, requester_name=requester(request)),
             f"You declined connecting {escape(company.name)}",
         )
+    if state is ApprovalStatus.EXPIRED:
+        why = "this link expired unused; ask the person who sent it for a new one if it is still needed."
+        return Rendered(dm_closed_blocks(company_name=company.name, why=why), f"{escape(company.name)}: link expired")
     if state is ApprovalStatus.SUPERSEDED or link is None:
         why = "this request was replaced by a newer one, or withdrawn; the link in it no longer works."
         return Rendered(dm_closed_blocks(company_name=company.name, why=why), f"{escape(company.name)}: link replaced")

@@ -102,3 +102,25 @@ async def test_the_default_company_pitfall_is_caught_and_can_be_fixed(stack):
     await stack.settle()
     assert "is connected" in page.text
     assert "vouchers" in block_text(cards(stack)[-1])
+
+
+async def test_an_expired_link_is_said_on_the_card_in_the_thread_and_in_the_dm(stack, clock):
+    from bot.scheduler import expire_links
+    from commands.card.ids import CardAction
+    from tests.scenario.flow import OLA, cards, press
+
+    await add_company(stack)
+    link = approval_link(stack)
+    clock.advance(days=stack.settings.approval_link_days, seconds=1)
+    assert await expire_links(stack.deps) == 1
+    assert await expire_links(stack.deps) == 0  # said once
+    await stack.settle()
+    assert "expired" in block_text(cards(stack)[-1])
+    assert "<@U0KARI>" in block_text(thread(stack)[-1])
+    dm = stack.slack_world.current_messages(stack.slack_world.dm_channel_for(OLA))[-1]
+    assert "expired" in block_text(dm)
+    assert not any(block.get("type") == "actions" for block in dm["blocks"])
+    assert (await stack.browser.get(link)).status == 410
+    await press(stack, CardAction.RESEND_LINK)
+    assert approval_link(stack) != link
+    assert "Awaiting approval" in block_text(cards(stack)[-1])
