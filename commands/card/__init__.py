@@ -19,3 +19,4 @@ def register(app: AsyncApp) -> None:
     app.action(CardAction.SYNC_NOW.value)(tracked(handlers.sync_now))
     app.action(CardAction.RETRY.value)(tracked(handlers.sync_now))
     app.action(CardAction.FULL_RESYNC.value)(tracked(handlers.full_resync))
+    app.action(CardAction.MARK_RESOLVED.value)(tracked(handlers.mark_resolved))

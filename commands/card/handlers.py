@@ -178,3 +178,21 @@ async def approver_changed(ack: AsyncAck, view: dict[str, Any], context: AsyncBo
         await onboarding.send_link(deps, session, company=company, actor=actor, reply_in=actor)
         await session.commit()
     await ack(response_action="clear")
+
+
+async def mark_resolved(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """Close an alert by hand: it keeps its explanation and says who marked it resolved."""
+    await ack()
+    deps: Deps = context["deps"]
+    async with deps.store.session() as session:
+        current = await _current(deps, session, body, _Reply(body, respond, client))
+        if current is None:
+            return
+        _, ref = current
+        alert = await session.get(SlackMessage, ref.alert_id) if ref.alert_id is not None else None
+        if alert is None:
+            return
+        outbox.close_alert(session, alert, how="marked", now=deps.clock(), by=context.user_id or "")
+        await session.commit()

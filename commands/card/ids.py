@@ -15,6 +15,7 @@ class CardAction(StrEnum):
     FULL_RESYNC = "card_full_resync"
     CANCEL = "card_cancel"
     CHANGE_APPROVER = "card_change_approver"
+    MARK_RESOLVED = "card_mark_resolved"
 
 
 class CardView(StrEnum):

@@ -180,6 +180,7 @@ _RESOLVED = {
     "new_link": "a new approval link was sent.",
     "replaced": "a newer problem replaced this one (see below).",
     "cancelled": "the company was cancelled.",
+    "marked": "marked resolved by {by}.",
 }
 
 
@@ -226,6 +227,7 @@ def alert_blocks(
                         style="primary",
                     ),
                     ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=ref.encode()),
+                    _mark_resolved(ref),
                 ]
             )
         )
@@ -233,11 +235,17 @@ def alert_blocks(
         blocks.append(
             ActionsBlock(
                 elements=[
-                    ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=ref.encode(), style="primary")
+                    ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=ref.encode(), style="primary"),
+                    _mark_resolved(ref),
                 ]
             )
         )
     return blocks
+
+
+def _mark_resolved(ref: ButtonRef) -> ButtonElement:
+    """For a problem fixed by other means (or no longer relevant): closes the alert, keeping its story."""
+    return ButtonElement(text="Mark resolved", action_id=CardAction.MARK_RESOLVED, value=ref.encode())
 
 
 def resolved_line(how: str, facts: Mapping[str, Any] | None) -> str:
@@ -246,7 +254,11 @@ def resolved_line(how: str, facts: Mapping[str, Any] | None) -> str:
     template = _RESOLVED.get(how)
     if template is None:
         return escape(how)
-    return template.format(summary=summary_from(facts.get("summary")), approver=escape(str(facts.get("approver", ""))))
+    return template.format(
+        summary=summary_from(facts.get("summary")),
+        approver=escape(str(facts.get("approver", ""))),
+        by=mention(str(facts.get("by") or "")),
+    )
 
 
 def alert_text(company_name: str, problem: Problem | None, resolved: str | None) -> str:

@@ -95,3 +95,17 @@ async def test_the_manifest_asks_for_exactly_the_scopes_the_bot_uses(stack):
     needed = {scope_of[method] for method in used} - {None} | {"commands"} | other_setups
     declared = set(yaml.safe_load((REPO / "app.yaml").read_text())["oauth_config"]["scopes"]["bot"])
     assert declared == needed
+
+
+async def test_an_alert_marked_resolved_keeps_its_story_and_says_who(stack):
+    await connected(stack)
+    stack.eaccounting.switches.no_full_permission = True
+    await press(stack, CardAction.SYNC_NOW)
+    alert = thread(stack)[-1]
+    await press(stack, CardAction.MARK_RESOLVED, alert)
+    marked = next(m for m in thread(stack) if m["ts"] == alert["ts"])
+    assert f"marked resolved by <@{KARI}>" in block_text(marked)
+    assert "full program permission" in block_text(marked)
+    assert not any(block.get("type") == "actions" for block in marked["blocks"])
+    await press(stack, CardAction.RETRY)  # still failing: a new alert, not the closed one reopened
+    assert len([m for m in thread(stack) if "Who can fix it" in block_text(m)]) == 2
