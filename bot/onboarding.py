@@ -76,3 +76,31 @@ async def cancel(deps: Deps, session: AsyncSession, *, company: Company, actor: 
     company.next_sync_at = None
     await outbox.resolve_alert(session, company=company, how="cancelled", now=now)
     await outbox.card(session, company=company, now=now)
+
+
+async def deactivate(deps: Deps, session: AsyncSession, *, company: Company, actor: str) -> None:
+    """Staff switch a company off: no more syncs, links stop working, the books stay."""
+    now = deps.clock()
+    assert company.id is not None
+    for request_id in await approvals.supersede(session, company_id=company.id):
+        request = await session.get(ApprovalRequest, request_id)
+        if request is not None:
+            await outbox.approval_changed(session, request=request, now=now)
+    companies.transition(
+        session, company=company, to=CompanyState.DEACTIVATED, actor=actor, now=now, reason="deactivated by staff"
+    )
+    company.next_sync_at = None
+    await outbox.resolve_alert(session, company=company, how="deactivated", now=now)
+    await outbox.card(session, company=company, now=now)
+
+
+async def activate(deps: Deps, session: AsyncSession, *, company: Company, actor: str, reply_in: str) -> None:
+    """Staff switch a company back on: synced again when its connection is there, else a new approval link."""
+    now = deps.clock()
+    assert company.id is not None
+    if await approvals.connection_for(session, company_id=company.id) is None:
+        await send_link(deps, session, company=company, actor=actor, reply_in=reply_in)
+        return
+    companies.transition(session, company=company, to=CompanyState.CONNECTED, actor=actor, now=now, reason=None)
+    company.next_sync_at = now
+    await outbox.card(session, company=company, now=now)

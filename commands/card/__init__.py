@@ -20,3 +20,5 @@ def register(app: AsyncApp) -> None:
     app.action(CardAction.RETRY.value)(tracked(handlers.sync_now))
     app.action(CardAction.FULL_RESYNC.value)(tracked(handlers.full_resync))
     app.action(CardAction.MARK_RESOLVED.value)(tracked(handlers.mark_resolved))
+    app.action(CardAction.DEACTIVATE.value)(tracked(handlers.deactivate))
+    app.action(CardAction.ACTIVATE.value)(tracked(handlers.activate))

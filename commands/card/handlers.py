@@ -196,3 +196,32 @@ async def mark_resolved(
             return
         outbox.close_alert(session, alert, how="marked", now=deps.clock(), by=context.user_id or "")
         await session.commit()
+
+
+async def deactivate(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """Switch the company off (confirmed in Slack's dialog)."""
+    await ack()
+    deps: Deps = context["deps"]
+    async with deps.store.session() as session:
+        current = await _current(deps, session, body, _Reply(body, respond, client))
+        if current is None:
+            return
+        await onboarding.deactivate(deps, session, company=current[0], actor=context.user_id or "")
+        await session.commit()
+
+
+async def activate(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """Switch the company back on."""
+    await ack()
+    deps: Deps = context["deps"]
+    channel = (body.get("channel") or {}).get("id") or context.user_id or ""
+    async with deps.store.session() as session:
+        current = await _current(deps, session, body, _Reply(body, respond, client))
+        if current is None:
+            return
+        await onboarding.activate(deps, session, company=current[0], actor=context.user_id or "", reply_in=channel)
+        await session.commit()

@@ -16,6 +16,8 @@ class CardAction(StrEnum):
     CANCEL = "card_cancel"
     CHANGE_APPROVER = "card_change_approver"
     MARK_RESOLVED = "card_mark_resolved"
+    DEACTIVATE = "card_deactivate"
+    ACTIVATE = "card_activate"
 
 
 class CardView(StrEnum):

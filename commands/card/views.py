@@ -165,13 +165,31 @@ def _buttons(card: Card) -> list[ButtonElement]:
             ),
             ButtonElement(text="Change approver", action_id=CardAction.CHANGE_APPROVER, value=value),
             ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=value),
+            _deactivate(value),
         ]
     if card.state in _CONNECTED and not card.syncing:
         return [
             ButtonElement(text="Sync now", action_id=CardAction.SYNC_NOW, value=value),
             ButtonElement(text="Full resync", action_id=CardAction.FULL_RESYNC, value=value, confirm=_FULL_RESYNC),
+            _deactivate(value),
         ]
+    if card.state is CompanyState.DEACTIVATED:
+        return [ButtonElement(text="Activate", action_id=CardAction.ACTIVATE, value=value)]
     return []
+
+
+def _deactivate(value: str) -> ButtonElement:
+    return ButtonElement(
+        text="Deactivate",
+        action_id=CardAction.DEACTIVATE,
+        value=value,
+        confirm=ConfirmObject(
+            title="Deactivate this company?",
+            text="Its syncs stop and its links stop working; its books stay in the store. Activate brings it back.",
+            confirm="Deactivate",
+            deny="Keep it",
+        ),
+    )
 
 
 _RESOLVED = {
@@ -181,6 +199,7 @@ _RESOLVED = {
     "replaced": "a newer problem replaced this one (see below).",
     "cancelled": "the company was cancelled.",
     "marked": "marked resolved by {by}.",
+    "deactivated": "the company was deactivated.",
 }
 
 

@@ -109,3 +109,26 @@ async def test_an_alert_marked_resolved_keeps_its_story_and_says_who(stack):
     assert not any(block.get("type") == "actions" for block in marked["blocks"])
     await press(stack, CardAction.RETRY)  # still failing: a new alert, not the closed one reopened
     assert len([m for m in thread(stack) if "Who can fix it" in block_text(m)]) == 2
+
+
+async def test_deactivate_stops_syncs_and_activate_brings_the_company_back(stack):
+    from sqlmodel import select
+
+    from bot.domain.types import CompanyState
+    from bot.store.models import Company
+
+    healthy = await connected(stack)
+    await press(stack, CardAction.DEACTIVATE, healthy)
+    card = cards(stack)[-1]
+    assert "Deactivated" in block_text(card)
+    async with stack.deps.store.session() as session:
+        company = (await session.exec(select(Company))).one()
+    assert company.state == CompanyState.DEACTIVATED
+    assert company.next_sync_at is None
+    await press(stack, CardAction.SYNC_NOW, healthy)  # the old card's button: answered, nothing runs
+    assert "Deactivated" in block_text(cards(stack)[-1])
+    await press(stack, CardAction.ACTIVATE, card)
+    async with stack.deps.store.session() as session:
+        company = (await session.exec(select(Company))).one()
+    assert company.state == CompanyState.CONNECTED
+    assert company.next_sync_at is not None
