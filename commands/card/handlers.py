@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import onboarding
 from bot.domain.types import CompanyState
 from bot.runtime import Deps
-from bot.services import companies, outbox
+from bot.services import approvals, companies, outbox
 from bot.slack_format import escape
 from bot.store.models import Company, SlackMessage
 from bot.sync.engine import sync_company
@@ -135,8 +135,17 @@ async def _sync(body: dict[str, Any], context: AsyncBoltContext, say: _Reply, *,
     company, _ = current
     assert company.id is not None
     outcome = await sync_company(deps, company_id=company.id, actor=context.user_id or "unknown", full=full)
-    if outcome is None:
-        await say(f"A sync of {escape(company.name)} is already running, or it is not connected.")
+    if outcome is not None:
+        return
+    async with deps.store.session() as session:
+        connected = await approvals.connection_for(session, company_id=company.id) is not None
+    if connected:
+        await say(f"A sync of {escape(company.name)} is already running; its card shows when it ends.")
+    else:
+        await say(
+            f"{escape(company.name)} has no working connection to Visma yet, so there is nothing to retry: press "
+            "*Send new approval link* (or *Change approver*) and have it approved."
+        )
 
 
 async def change_approver(

@@ -124,3 +124,16 @@ async def test_an_expired_link_is_said_on_the_card_in_the_thread_and_in_the_dm(s
     await press(stack, CardAction.RESEND_LINK)
     assert approval_link(stack) != link
     assert "Awaiting approval" in block_text(cards(stack)[-1])
+
+
+async def test_retry_on_a_wrong_company_card_says_what_would_help(stack):
+    from commands.card.ids import CardAction
+    from tests.scenario.flow import press
+
+    await add_company(stack)
+    await approve(stack, approval_link(stack), company_org="923609016")  # Ola's default company
+    await stack.settle()
+    await press(stack, CardAction.RETRY)
+    said = str(stack.responses.posts[-1].get("text"))
+    assert "no working connection" in said
+    assert "Send new approval link" in said
