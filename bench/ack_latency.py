@@ -115,6 +115,7 @@ async def main() -> int:
                 "ALERT_CHANNEL": "C0ALERTS",
                 "DATABASE_URL": f"sqlite:///{tmp}/bench.db",
                 "PUBLIC_URL": f"http://127.0.0.1:{ours_port}",
+                "FIRM_NAME": "Bench Regnskap",
                 "PORT": str(ours_port),
                 "ENCRYPTION_KEY": Fernet.generate_key().decode(),
                 "EACCOUNTING_CLIENT_ID": "bench",

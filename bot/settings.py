@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     # Visma Connect client secrets are generated with an expiry date; the team is warned two weeks before.
     visma_client_secret_expires: date | None = None
 
-    firm_name: str = "Our accounting firm"
+    # The firm's name as clients see it on the approval pages and in DMs: no default, a made-up one would show.
+    firm_name: str = Field(min_length=1)
     # The Slack user group (S…) whose members are the firm's staff; unset lets every member act (see README).
     staff_usergroup: str | None = None
     # Slack takes about one message a second per channel; the outbox keeps to it and backs off to this at most.

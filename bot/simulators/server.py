@@ -82,6 +82,7 @@ async def run_simulators(*, port: int) -> None:
             "ALERT_CHANNEL": "C0ALERTS",
             "ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "PUBLIC_URL": public,
+            "FIRM_NAME": "Simulated Regnskap",
             "EACCOUNTING_IDENTITY_URL": f"{base}/eaccounting/identity",
             "EACCOUNTING_API_URL": f"{base}/eaccounting/api",
             "EACCOUNTING_CLIENT_ID": "simulated-client",

@@ -46,6 +46,7 @@ def environment(*, sim: str, database_url: str, key: str, port: int) -> dict[str
         "ALERT_CHANNEL": ALERT_CHANNEL,
         "DATABASE_URL": database_url,
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "FIRM_NAME": "Fjordbris Regnskap",
         "PORT": str(port),
         "ENCRYPTION_KEY": key,
         "EACCOUNTING_CLIENT_ID": CLIENT_ID,

@@ -75,6 +75,7 @@ def _environment(settings, *, port: int) -> dict[str, str]:
         "ALERT_CHANNEL": settings.alert_channel,
         "DATABASE_URL": settings.database_url,
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "FIRM_NAME": settings.firm_name,
         "PORT": str(port),
         "ENCRYPTION_KEY": settings.encryption_key.get_secret_value(),
         "EACCOUNTING_CLIENT_ID": settings.eaccounting_client_id,

@@ -10,6 +10,7 @@ REQUIRED = {
     "ENCRYPTION_KEY": "x" * 43 + "=",
     "EACCOUNTING_CLIENT_ID": "id",
     "EACCOUNTING_CLIENT_SECRET": "secret",
+    "FIRM_NAME": "Fjordbris Regnskap",
 }
 
 
