@@ -201,7 +201,7 @@ def create_app(
             try:
                 await asyncio.wait_for(delivery, timeout=SHUTDOWN_GRACE_SECONDS)
             except TimeoutError:
-                delivery.cancel()
+                log.warning("shutting down with Slack messages still going out; the next start delivers them")
             await deps.close_http()
             await deps.store.close()
 

@@ -100,6 +100,10 @@ class Deliverer:
             written.clear()
             try:
                 delivered = await self.deliver_due()
+            except asyncio.CancelledError:
+                if self._deps.stopping.is_set():
+                    return  # shut down mid-round: leased rows come back to whoever starts next
+                raise
             except Exception:  # a database hiccup: the rows are still there for the next round
                 log.exception("outbox delivery round failed")
                 delivered = 0

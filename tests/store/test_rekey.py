@@ -148,6 +148,7 @@ def env(monkeypatch, tmp_path, database_url, restored_logging):
         "ALERT_CHANNEL": "C0ALERTS",
         "EACCOUNTING_CLIENT_ID": "id",
         "EACCOUNTING_CLIENT_SECRET": "secret",
+        "FIRM_NAME": "Fjordbris Regnskap",
         "DATABASE_URL": database_url,
     }.items():
         monkeypatch.setenv(name, value)
