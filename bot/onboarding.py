@@ -64,33 +64,26 @@ async def send_link(
 
 async def cancel(deps: Deps, session: AsyncSession, *, company: Company, actor: str) -> None:
     """Stop onboarding a company that was never connected: its links stop working, it is deactivated."""
-    now = deps.clock()
-    assert company.id is not None
-    for request_id in await approvals.supersede(session, company_id=company.id):
-        request = await session.get(ApprovalRequest, request_id)
-        if request is not None:
-            await outbox.approval_changed(session, request=request, now=now)
-    companies.transition(
-        session, company=company, to=CompanyState.DEACTIVATED, actor=actor, now=now, reason="cancelled before approval"
-    )
-    company.next_sync_at = None
-    await outbox.resolve_alert(session, company=company, how="cancelled", now=now)
-    await outbox.card(session, company=company, now=now)
+    await _switch_off(deps, session, company=company, actor=actor, reason="cancelled before approval", how="cancelled")
 
 
 async def deactivate(deps: Deps, session: AsyncSession, *, company: Company, actor: str) -> None:
     """Staff switch a company off: no more syncs, links stop working, the books stay."""
+    await _switch_off(deps, session, company=company, actor=actor, reason="deactivated by staff", how="deactivated")
+
+
+async def _switch_off(
+    deps: Deps, session: AsyncSession, *, company: Company, actor: str, reason: str, how: str
+) -> None:
     now = deps.clock()
     assert company.id is not None
     for request_id in await approvals.supersede(session, company_id=company.id):
         request = await session.get(ApprovalRequest, request_id)
         if request is not None:
             await outbox.approval_changed(session, request=request, now=now)
-    companies.transition(
-        session, company=company, to=CompanyState.DEACTIVATED, actor=actor, now=now, reason="deactivated by staff"
-    )
+    companies.transition(session, company=company, to=CompanyState.DEACTIVATED, actor=actor, now=now, reason=reason)
     company.next_sync_at = None
-    await outbox.resolve_alert(session, company=company, how="deactivated", now=now)
+    await outbox.resolve_alert(session, company=company, how=how, now=now)
     await outbox.card(session, company=company, now=now)
 
 
