@@ -45,7 +45,7 @@ from bot.visma.base import (
     VismaError,
 )
 from bot.visma.reading import json_object
-from bot.visma.visma_net import PAGE_SIZE, RATE_LIMIT, VismaNet
+from bot.visma.visma_net import VismaNet
 
 log = logging.getLogger(__name__)
 
@@ -72,27 +72,6 @@ class VismaErp(VismaNet):
     system = AccountingSystem.VISMA_ERP
     label = "Visma ERP"
     grant = Grant.CONSENT
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        connect_url: str,
-        api_url: str,
-        client_id: str,
-        client_secret: str,
-        rate_limit: int = RATE_LIMIT,
-        page_size: int = PAGE_SIZE,
-    ) -> None:
-        super().__init__(
-            http,
-            connect_url=connect_url,
-            api_url=api_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            rate_limit=rate_limit,
-            page_size=page_size,
-        )
 
     # ------------------------------------------------------------------ consent
 
