@@ -6,6 +6,8 @@ alert that is resolved, it answers with where the company stands and has the mes
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -71,26 +73,60 @@ class _Reply:
         await self._client.views_update(view_id=view["id"], view=notice_view(text))
 
 
+@dataclass(frozen=True, slots=True)
+class _Press:
+    """A current button press: the company it is for, inside the transaction its action runs in."""
+
+    deps: Deps
+    session: AsyncSession
+    company: Company
+    ref: ButtonRef
+    actor: str
+    reply_in: str
+    in_modal: bool
+
+
+async def _act(
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    act: Callable[[_Press], Awaitable[str | None]],
+) -> None:
+    """Run `act` for a button that is still current, commit, then say what it returned (if anything)."""
+    deps: Deps = context["deps"]
+    say = _Reply(body, respond, client)
+    actor = context.user_id or ""
+    async with deps.store.session() as session:
+        current = await _current(deps, session, body, say)
+        if current is None:
+            return
+        company, ref = current
+        channel = (body.get("channel") or {}).get("id") or actor
+        said = await act(_Press(deps, session, company, ref, actor, channel, in_modal=bool(body.get("view"))))
+        await session.commit()
+    if said:
+        await say(said)
+
+
 async def resend_link(
     ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
     """Send a new approval link (earlier links stop working); the confirmation says where it went."""
     await ack()
-    deps: Deps = context["deps"]
-    say = _Reply(body, respond, client)
-    async with deps.store.session() as session:
-        current = await _current(deps, session, body, say)
-        if current is None:
-            return
-        company, _ = current
-        if CompanyState(company.state) is CompanyState.DEACTIVATED:
-            await say(f"{escape(company.name)} is deactivated; activate it before sending a link.")
-            return
-        channel = (body.get("channel") or {}).get("id") or context.user_id or ""
-        await onboarding.send_link(deps, session, company=company, actor=context.user_id or "", reply_in=channel)
-        await session.commit()
-    if body.get("view"):
-        await say(f"A new approval link for {escape(company.name)} is on its way; earlier links no longer work.")
+
+    async def resend(press: _Press) -> str | None:
+        name = escape(press.company.name)
+        if CompanyState(press.company.state) is CompanyState.DEACTIVATED:
+            return f"{name} is deactivated; activate it before sending a link."
+        await onboarding.send_link(
+            press.deps, press.session, company=press.company, actor=press.actor, reply_in=press.reply_in
+        )
+        return (
+            f"A new approval link for {name} is on its way; earlier links no longer work." if press.in_modal else None
+        )
+
+    await _act(body, context, respond, client, resend)
 
 
 async def cancel(
@@ -98,16 +134,12 @@ async def cancel(
 ) -> None:
     """Stop onboarding a company that never got connected (its links stop working)."""
     await ack()
-    deps: Deps = context["deps"]
-    say = _Reply(body, respond, client)
-    async with deps.store.session() as session:
-        current = await _current(deps, session, body, say)
-        if current is None:
-            return
-        company, _ = current
-        await onboarding.cancel(deps, session, company=company, actor=context.user_id or "")
-        await session.commit()
-    await say(f"{escape(company.name)} is cancelled; its approval links no longer work.")
+
+    async def switch_off(press: _Press) -> str:
+        await onboarding.cancel(press.deps, press.session, company=press.company, actor=press.actor)
+        return f"{escape(press.company.name)} is cancelled; its approval links no longer work."
+
+    await _act(body, context, respond, client, switch_off)
 
 
 async def sync_now(
@@ -194,17 +226,14 @@ async def mark_resolved(
 ) -> None:
     """Close an alert by hand: it keeps its explanation and says who marked it resolved."""
     await ack()
-    deps: Deps = context["deps"]
-    async with deps.store.session() as session:
-        current = await _current(deps, session, body, _Reply(body, respond, client))
-        if current is None:
-            return
-        _, ref = current
-        alert = await session.get(SlackMessage, ref.alert_id) if ref.alert_id is not None else None
-        if alert is None:
-            return
-        outbox.close_alert(session, alert, how="marked", now=deps.clock(), by=context.user_id or "")
-        await session.commit()
+
+    async def close(press: _Press) -> None:
+        alert_id = press.ref.alert_id
+        alert = await press.session.get(SlackMessage, alert_id) if alert_id is not None else None
+        if alert is not None:
+            outbox.close_alert(press.session, alert, how="marked", now=press.deps.clock(), by=press.actor)
+
+    await _act(body, context, respond, client, close)
 
 
 async def deactivate(
@@ -212,13 +241,11 @@ async def deactivate(
 ) -> None:
     """Switch the company off (confirmed in Slack's dialog)."""
     await ack()
-    deps: Deps = context["deps"]
-    async with deps.store.session() as session:
-        current = await _current(deps, session, body, _Reply(body, respond, client))
-        if current is None:
-            return
-        await onboarding.deactivate(deps, session, company=current[0], actor=context.user_id or "")
-        await session.commit()
+
+    async def switch_off(press: _Press) -> None:
+        await onboarding.deactivate(press.deps, press.session, company=press.company, actor=press.actor)
+
+    await _act(body, context, respond, client, switch_off)
 
 
 async def activate(
@@ -226,11 +253,10 @@ async def activate(
 ) -> None:
     """Switch the company back on."""
     await ack()
-    deps: Deps = context["deps"]
-    channel = (body.get("channel") or {}).get("id") or context.user_id or ""
-    async with deps.store.session() as session:
-        current = await _current(deps, session, body, _Reply(body, respond, client))
-        if current is None:
-            return
-        await onboarding.activate(deps, session, company=current[0], actor=context.user_id or "", reply_in=channel)
-        await session.commit()
+
+    async def switch_on(press: _Press) -> None:
+        await onboarding.activate(
+            press.deps, press.session, company=press.company, actor=press.actor, reply_in=press.reply_in
+        )
+
+    await _act(body, context, respond, client, switch_on)
