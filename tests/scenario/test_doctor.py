@@ -9,13 +9,14 @@ import socket
 import tempfile
 
 from bot import cli, doctor
+from bot.simulators.serving import free_port
 from bot.simulators.stack import running_stack
 from tests.scenario.conftest import QUICK
 
 
 async def test_doctor_finds_everything_in_order_against_the_simulators(database_url, clock):
     async with running_stack(database_url=database_url, clock=clock, **QUICK) as stack:
-        settings = stack.settings.model_copy(update={"port": _free_port()})
+        settings = stack.settings.model_copy(update={"port": free_port()})
         findings = await doctor.run(settings)
     assert [finding.name for finding in findings] == ["port", "database", "slack token", "alert channel", "visma"]
     assert all(finding.ok for finding in findings), [str(finding) for finding in findings]
@@ -61,12 +62,6 @@ async def test_serve_stops_in_one_line_when_its_port_is_taken(database_url, cloc
     assert "Traceback" not in "\\n".join(err)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _environment(settings, *, port: int) -> dict[str, str]:
     return {
         "SLACK_BOT_TOKEN": settings.slack_bot_token.get_secret_value(),
@@ -89,7 +84,7 @@ async def test_simulate_prints_settings_that_serve_accepts_and_doctor_passes(tmp
     from bot.settings import load_settings
     from tests.conftest import REPO
 
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "simulate", "--port", str(port),
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -108,7 +103,7 @@ async def test_simulate_prints_settings_that_serve_accepts_and_doctor_passes(tmp
         monkeypatch.chdir(tmp_path)
         for name, value in printed.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setenv("PORT", str(_free_port()))
+        monkeypatch.setenv("PORT", str(free_port()))
         settings = load_settings()  # serve loads its settings exactly so
         findings = await doctor.run(settings)
         assert all(finding.ok for finding in findings), [str(finding) for finding in findings]
