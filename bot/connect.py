@@ -149,6 +149,7 @@ async def _decline(
         return False
     await outbox.approval_changed(session, request=request, now=now)
     await outbox.note(session, company=company, note=Note.DECLINED, now=now, requested_by=request.requested_by)
+    await outbox.requester_note(session, request=request, event="declined", now=now)
     await outbox.card(session, company=company, now=now)
     return True
 
@@ -290,6 +291,7 @@ async def _connected(
     company.next_sync_at = now
     session.add(company)
     await outbox.note(session, company=company, note=Note.CONNECTED, now=now, approver=by)
+    await outbox.requester_note(session, request=request, event="approved", now=now, approver=by)
     await outbox.card(session, company=company, now=now)
     await outbox.approval_changed(session, request=request, now=now)
 
@@ -420,6 +422,7 @@ async def _wrong_company(
         detail={"got_org_number": got_number, "got_country": got.country, "got_name": got.name},
     )
     await outbox.alert(session, company=company, problem=problem, now=now)
+    await outbox.requester_note(session, request=request, event="failed", now=now, problem=problem.facts())
     await outbox.card(session, company=company, now=now)
     retry_state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=now)
     return ConsentResult(
@@ -442,6 +445,7 @@ async def _not_kept(
         session, actor=by, company=company, action="approval.not_kept", at=now, detail={"code": problem.code}
     )
     await outbox.alert(session, company=company, problem=problem, now=now)
+    await outbox.requester_note(session, request=request, event="failed", now=now, problem=problem.facts())
     await outbox.card(session, company=company, now=now)
     state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=now)
     return _authorize_url(deps, company, state=state, challenge=pkce.challenge)

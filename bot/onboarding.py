@@ -83,7 +83,9 @@ async def _switch_off(
             await outbox.approval_changed(session, request=request, now=now)
     companies.transition(session, company=company, to=CompanyState.DEACTIVATED, actor=actor, now=now, reason=reason)
     company.next_sync_at = None
+    company.failure_noted = False
     await outbox.resolve_alert(session, company=company, how=how, now=now)
+    await outbox.outage_over(session, company=company, now=now)
     await outbox.card(session, company=company, now=now)
 
 

@@ -109,6 +109,8 @@ async def _tick(deps: Deps, pool: SyncPool, *, every: timedelta) -> list[int]:
         return []
     await recover(deps)
     await expire_links(deps)
+    await remind_approvers(deps)
+    await wake_snoozed(deps)
     await warn_secret_expiry(deps)
     claimed = await engine.due(deps, limit=deps.settings.sync_claim_batch, hold=CLAIM_HOLD.total_seconds())
     for company_id in claimed:
@@ -129,9 +131,34 @@ async def expire_links(deps: Deps) -> int:
                 continue
             await outbox.approval_changed(session, request=request, now=now)
             await outbox.note(session, company=company, note=Note.EXPIRED, now=now, requested_by=request.requested_by)
+            await outbox.requester_note(session, request=request, event="expired", now=now)
             await outbox.card(session, company=company, now=now)
         await session.commit()
     return len(expired)
+
+
+# A pending link is reminded of once, this long before it runs out (when it was sent at least this long ago).
+REMIND_BEFORE = timedelta(hours=24)
+
+
+async def remind_approvers(deps: Deps) -> int:
+    """Links that run out within a day and were not used: the approver hears once (the requester, when the
+    approver is not in Slack). Returns how many."""
+    now = deps.clock()
+    async with deps.store.session() as session:
+        due = await approvals.to_remind(session, now=now, before=REMIND_BEFORE)
+        for request in due:
+            await outbox.reminder(session, request=request, now=now)
+        await session.commit()
+    return len(due)
+
+
+async def wake_snoozed(deps: Deps) -> int:
+    """Alerts whose snooze is over and that are still open: their threads hear so."""
+    async with deps.store.session() as session:
+        woken = await outbox.snoozes_over(session, now=deps.clock())
+        await session.commit()
+    return len(woken)
 
 
 SECRET_WARNING = timedelta(days=14)

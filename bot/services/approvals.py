@@ -125,6 +125,29 @@ async def expire_due(session: AsyncSession, *, now: datetime) -> list[ApprovalRe
     return expired
 
 
+async def to_remind(session: AsyncSession, *, now: datetime, before: timedelta) -> list[ApprovalRequest]:
+    """Pending links that run out within `before`, were sent at least `before` ago and were not reminded of;
+    each is claimed (reminded_at set, conditionally) so that it is reminded of once."""
+    due = select(ApprovalRequest).where(
+        ApprovalRequest.status == ApprovalStatus.PENDING,
+        col(ApprovalRequest.reminded_at).is_(None),
+        col(ApprovalRequest.expires_at) > now,
+        col(ApprovalRequest.expires_at) <= now + before,
+        col(ApprovalRequest.created_at) <= now - before,
+    )
+    claimed = []
+    for request in (await session.exec(due)).all():
+        done = await session.exec(
+            update(ApprovalRequest)
+            .where(col(ApprovalRequest.id) == request.id, col(ApprovalRequest.reminded_at).is_(None))
+            .values(reminded_at=now)
+        )
+        if done.rowcount == 1:
+            await session.get(ApprovalRequest, request.id, populate_existing=True)
+            claimed.append(request)
+    return claimed
+
+
 async def by_token(session: AsyncSession, *, token: str, now: datetime) -> ApprovalRequest:
     """The pending request behind a link token; raises LinkRefused saying why it cannot be used."""
     query = select(ApprovalRequest).where(ApprovalRequest.token_hash == token_hash(token))

@@ -7,11 +7,12 @@ state and delivers it, with retries, pacing and restarts in between. Nothing her
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.problems import Problem
@@ -28,6 +29,9 @@ class Kind(StrEnum):
     APPROVAL_DM = "approval_dm"  # the approver's DM with the link, edited when approved or declined
     CONFIRMATION = "confirmation"  # the requester's ephemeral "saved; the link went to …" (a DM if it cannot)
     NOTICE = "notice"  # a message to the team about the firm's own set-up (a client secret about to expire)
+    INCIDENT = "incident"  # one message in the channel for many companies hit by the same cause (an outage)
+    REQUESTER_NOTE = "requester_note"  # a DM to whoever sent the link: approved, declined, expired or failed
+    REMINDER = "reminder"  # a reminder, in the approver's DM, that the link runs out soon
 
 
 class Note(StrEnum):
@@ -39,10 +43,16 @@ class Note(StrEnum):
     RECOVERED = "recovered"
     OUTAGE = "outage"
     EXPIRED = "expired"
+    SNOOZE_OVER = "snooze_over"
 
 
 def _wrote(session: AsyncSession) -> None:
     session.info[OUTBOX_WRITTEN] = True
+
+
+# Many companies failing with one cause within this window roll up into one message that lists them.
+ROLLUP_AT = 3
+ROLLUP_WINDOW = timedelta(minutes=15)
 
 
 def _new(session: AsyncSession, *, kind: Kind, now: datetime, **values: Any) -> SlackMessage:
@@ -108,9 +118,10 @@ async def alert(session: AsyncSession, *, company: Company, problem: Problem, no
             "last_seen": now.isoformat(),
         }
         changed(session, current, now=now)
+        await _touch_incident(session, current, now=now)
         return current
     if current is not None:
-        close_alert(session, current, how="replaced", now=now)
+        await close_alert(session, current, how="replaced", now=now)
     parent = await card(session, company=company, now=now)
     message = _new(
         session,
@@ -118,17 +129,196 @@ async def alert(session: AsyncSession, *, company: Company, problem: Problem, no
         now=now,
         company_id=company.id,
         parent_id=parent.id,
+        cause=f"{company.system}:{problem.code}",
         facts={"problem": problem.facts(), "code": problem.code, "count": 1, "last_seen": now.isoformat()},
     )
     await session.flush()
+    await _roll_up(session, message, problem=problem.facts(), now=now)
     return message
 
 
-def close_alert(session: AsyncSession, message: SlackMessage, *, how: str, now: datetime, **facts: Any) -> None:
+async def outage(session: AsyncSession, *, company: Company, now: datetime, **facts: Any) -> SlackMessage:
+    """The company's syncs have failed for a while for a reason nobody at the client can fix (Visma does not
+    answer): a note in its thread, or a line in the roll-up when many companies of the system fail at once."""
+    parent = await card(session, company=company, now=now)
+    message = _new(
+        session,
+        kind=Kind.NOTE,
+        now=now,
+        company_id=company.id,
+        parent_id=parent.id,
+        cause=f"{company.system}:outage",
+        facts={"note": Note.OUTAGE, **facts},
+    )
+    await session.flush()
+    await _roll_up(session, message, problem=None, now=now)
+    return message
+
+
+async def outage_over(session: AsyncSession, *, company: Company, now: datetime) -> bool | None:
+    """The company's outage note is over: None when it had none, True when it was part of a roll-up (which is
+    edited; the company's thread hears nothing more), False when the thread should hear of the recovery."""
+    query = select(SlackMessage).where(
+        SlackMessage.kind == Kind.NOTE,
+        SlackMessage.company_id == company.id,
+        col(SlackMessage.cause).is_not(None),
+        col(SlackMessage.closed_at).is_(None),
+    )
+    notes = (await session.exec(query)).all()
+    rolled = False
+    for message in notes:
+        message.closed_at = now
+        session.add(message)
+        rolled = await _touch_incident(session, message, now=now) or rolled
+    return rolled if notes else None
+
+
+async def close_alert(session: AsyncSession, message: SlackMessage, *, how: str, now: datetime, **facts: Any) -> None:
     """Mark an alert resolved (it keeps its explanation, gains a resolved line and loses its buttons)."""
     message.closed_at = now
+    message.snoozed_until = None
     message.facts = {**message.facts, "resolved": how, **facts}
     changed(session, message, now=now)
+    await _touch_incident(session, message, now=now)
+
+
+def snooze(session: AsyncSession, message: SlackMessage, *, until: datetime, by: str, now: datetime) -> None:
+    """Quiet an open alert until `until`: it keeps counting; if it is still open then, the thread hears so."""
+    message.snoozed_until = until
+    message.facts = {**message.facts, "snoozed_by": by, "snoozed_until": until.isoformat()}
+    changed(session, message, now=now)
+
+
+async def snoozes_over(session: AsyncSession, *, now: datetime) -> list[SlackMessage]:
+    """Open alerts whose snooze has passed: each gets a note in its thread, and is drawn without the snooze."""
+    query = select(SlackMessage).where(
+        SlackMessage.kind == Kind.ALERT,
+        col(SlackMessage.closed_at).is_(None),
+        col(SlackMessage.snoozed_until) <= now,
+    )
+    woken = list((await session.exec(query)).all())
+    for message in woken:
+        message.snoozed_until = None
+        facts = {key: value for key, value in message.facts.items() if key not in ("snoozed_until",)}
+        message.facts = {**facts, "woken": now.isoformat()}
+        changed(session, message, now=now)
+        if message.parent_id is not None and not message.facts.get("folded"):
+            _new(
+                session,
+                kind=Kind.NOTE,
+                now=now,
+                company_id=message.company_id,
+                parent_id=message.parent_id,
+                facts={"note": Note.SNOOZE_OVER, "alert": message.id, "by": facts.get("snoozed_by")},
+            )
+    return woken
+
+
+async def incident_of(session: AsyncSession, *, cause: str) -> SlackMessage | None:
+    """The open roll-up of a cause, if any."""
+    query = select(SlackMessage).where(
+        SlackMessage.kind == Kind.INCIDENT, SlackMessage.cause == cause, col(SlackMessage.closed_at).is_(None)
+    )
+    return (await session.exec(query)).first()
+
+
+def _open_members(cause: str, *, incident_id: int | None, since: datetime | None = None) -> Any:
+    query = select(SlackMessage).where(
+        col(SlackMessage.kind).in_([Kind.ALERT, Kind.NOTE]),
+        SlackMessage.cause == cause,
+        col(SlackMessage.closed_at).is_(None),
+        col(SlackMessage.company_id).is_not(None),
+    )
+    if since is not None:
+        query = query.where(col(SlackMessage.created_at) >= since)
+    # With no open roll-up for the cause, no open member is folded: a roll-up closes only once all of its are.
+    return query if incident_id is None else query.where(SlackMessage.parent_id == incident_id)
+
+
+async def _roll_up(
+    session: AsyncSession, message: SlackMessage, *, problem: dict[str, Any] | None, now: datetime
+) -> None:
+    """Fold a new alert or outage note into its cause's roll-up, starting one when enough companies have it."""
+    assert message.cause is not None
+    incident = await incident_of(session, cause=message.cause)
+    if incident is None:
+        recent = list(
+            (await session.exec(_open_members(message.cause, incident_id=None, since=now - ROLLUP_WINDOW))).all()
+        )
+        if len(recent) < ROLLUP_AT:
+            return
+        incident = await _start_incident(session, cause=message.cause, problem=problem, now=now)
+        members = recent
+    else:
+        members = [message]
+    for member in members:
+        if member.facts.get("folded"):
+            continue
+        member.parent_id = incident.id
+        member.facts = {**member.facts, "folded": True}
+        if member.ts is None:
+            member.pending = False  # never posted on its own: the roll-up lists it
+            session.add(member)
+        else:
+            changed(session, member, now=now)  # posted before the roll-up began: now points at it
+    incident.facts = {**incident.facts, "last_seen": now.isoformat()}
+    changed(session, incident, now=now)
+
+
+async def _start_incident(
+    session: AsyncSession, *, cause: str, problem: dict[str, Any] | None, now: datetime
+) -> SlackMessage:
+    facts = {"cause": cause, "problem": problem, "first_seen": now.isoformat(), "last_seen": now.isoformat()}
+    try:
+        async with session.begin_nested():
+            incident = _new(session, kind=Kind.INCIDENT, now=now, cause=cause, facts=facts)
+            await session.flush()
+    except IntegrityError:  # another run started it a moment ago
+        existing = await incident_of(session, cause=cause)
+        assert existing is not None
+        return existing
+    return incident
+
+
+async def retry_incident(session: AsyncSession, *, incident_id: int, now: datetime) -> int:
+    """Make every company a roll-up lists as failing due now; how many there are."""
+    incident = await session.get(SlackMessage, incident_id)
+    if incident is None or incident.kind != Kind.INCIDENT or incident.closed_at is not None:
+        return 0
+    query = select(Company).where(
+        col(Company.id).in_(
+            select(SlackMessage.company_id).where(
+                SlackMessage.parent_id == incident_id, col(SlackMessage.closed_at).is_(None)
+            )
+        ),
+        col(Company.next_sync_at).is_not(None),
+    )
+    failing = list((await session.exec(query)).all())
+    for company in failing:
+        company.next_sync_at = now
+        session.add(company)
+    return len(failing)
+
+
+async def _touch_incident(session: AsyncSession, member: SlackMessage, *, now: datetime) -> bool:
+    """A member of a roll-up changed: the roll-up is drawn again, and closed once no member is open. True when
+    the member belongs to one."""
+    if not member.facts.get("folded") or member.parent_id is None:
+        return False
+    incident = await session.get(SlackMessage, member.parent_id)
+    if incident is None or incident.kind != Kind.INCIDENT:
+        return False
+    await session.flush()
+    if incident.closed_at is None:
+        still = (
+            select(func.count())
+            .select_from(SlackMessage)
+            .where(SlackMessage.parent_id == incident.id, col(SlackMessage.closed_at).is_(None))
+        )
+        if (await session.exec(still)).one() == 0:
+            incident.closed_at = now
+    changed(session, incident, now=now)
+    return True
 
 
 async def resolve_alert(session: AsyncSession, *, company: Company, how: str, now: datetime, **facts: Any) -> bool:
@@ -137,7 +327,7 @@ async def resolve_alert(session: AsyncSession, *, company: Company, how: str, no
     current = await open_alert(session, company_id=company.id)
     if current is None:
         return False
-    close_alert(session, current, how=how, now=now, **facts)
+    await close_alert(session, current, how=how, now=now, **facts)
     return True
 
 
@@ -202,6 +392,49 @@ def confirmation(
         user_id=user,
         secret_sealed=link_sealed,
     )
+
+
+async def requester_note(
+    session: AsyncSession, *, request: ApprovalRequest, event: str, now: datetime, **facts: Any
+) -> bool:
+    """Tell whoever sent the link what became of it (approved, declined, expired, failed), by DM and once per
+    request and event; False when it was already said."""
+    said = select(SlackMessage.id).where(
+        SlackMessage.kind == Kind.REQUESTER_NOTE, SlackMessage.request_id == request.id, SlackMessage.cause == event
+    )
+    if (await session.exec(said)).first() is not None:
+        return False
+    # `cause` holds the event, so that a second failure of the same link says nothing new.
+    _new(
+        session,
+        kind=Kind.REQUESTER_NOTE,
+        now=now,
+        company_id=request.company_id,
+        request_id=request.id,
+        user_id=request.requested_by,
+        cause=event,
+        facts={"event": event, **facts},
+    )
+    return True
+
+
+async def reminder(session: AsyncSession, *, request: ApprovalRequest, now: datetime) -> None:
+    """Remind the approver (in their DM's thread), or the requester when the approver is not in Slack or the DM
+    never reached them, that the link runs out soon."""
+    dm = await dm_of(session, request_id=request.id) if request.id is not None else None
+    reached = dm is not None and dm.ts is not None
+    _new(
+        session,
+        kind=Kind.REMINDER,
+        now=now,
+        company_id=request.company_id,
+        request_id=request.id,
+        parent_id=dm.id if reached and dm else None,
+        user_id=request.approver_user_id if reached else request.requested_by,
+        facts={"to": "approver" if reached else "requester"},
+    )
+    request.reminded_at = now
+    session.add(request)
 
 
 async def notice(session: AsyncSession, *, key: str, now: datetime, **facts: Any) -> bool:

@@ -85,6 +85,8 @@ class ApprovalRequest(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None = None
+    # When the approver (or, for one outside Slack, the requester) was reminded that the link runs out.
+    reminded_at: datetime | None = None
 
 
 class OAuthAttempt(SQLModel, table=True):
@@ -116,6 +118,14 @@ class SlackMessage(SQLModel, table=True):
             sqlite_where=text("kind = 'card'"),
             postgresql_where=text("kind = 'card'"),
         ),
+        # At most one open roll-up (an outage alert listing many companies) per cause.
+        Index(
+            "uq_slack_message_open_incident",
+            "cause",
+            unique=True,
+            sqlite_where=text("kind = 'incident' AND closed_at IS NULL"),
+            postgresql_where=text("kind = 'incident' AND closed_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -127,6 +137,9 @@ class SlackMessage(SQLModel, table=True):
     channel: str | None = None
     user_id: str | None = None
     ts: str | None = None
+    # What an alert is about, the same for every company hit by it ("eaccounting:outage", "visma_net:…"): many
+    # companies with one cause in a short while roll up into one message.
+    cause: str | None = Field(default=None, index=True)
     # What happened, in plain values; never a secret and never mrkdwn.
     facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # An approval link, sealed with ENCRYPTION_KEY; cleared once it has been delivered.
@@ -136,6 +149,9 @@ class SlackMessage(SQLModel, table=True):
     pending: bool = Field(default=True, index=True)
     dead: bool = False
     closed_at: datetime | None = None
+    # An alert someone snoozed: it stays open and counts quietly; when this passes and it is still open, the
+    # thread hears that it is.
+    snoozed_until: datetime | None = Field(default=None, index=True)
     attempts: int = 0
     next_attempt_at: datetime
     last_error: str | None = None

@@ -38,10 +38,9 @@ async def run_finished(
         and policy.failure_visible(count=company.failure_count, since=company.failing_since, now=now)
     ):
         failing = status.failing(company)
-        await outbox.note(
+        await outbox.outage(
             session,
             company=company,
-            note=Note.OUTAGE,
             now=now,
             since=failing.since.isoformat() if failing.since else None,
             reason=failing.reason,
@@ -69,7 +68,9 @@ async def _healthy(session: AsyncSession, company: Company, now: datetime) -> No
     ).all()
     await outbox.resolve_alert(session, company=company, how="sync_works", now=now, summary=summary)
     if company.failure_noted:
-        await outbox.note(session, company=company, note=Note.RECOVERED, now=now, summary=summary)
+        # Recovered from an outage: its own thread hears so, unless it was one of many in a roll-up (edited).
+        if not await outbox.outage_over(session, company=company, now=now):
+            await outbox.note(session, company=company, note=Note.RECOVERED, now=now, summary=summary)
         company.failure_noted = False
         session.add(company)
     elif len(first) == 1 and CompanyState(company.state) is CompanyState.HEALTHY:

@@ -22,3 +22,7 @@ def register(app: AsyncApp) -> None:
     app.action(CardAction.MARK_RESOLVED.value)(tracked(handlers.mark_resolved))
     app.action(CardAction.DEACTIVATE.value)(tracked(handlers.deactivate))
     app.action(CardAction.ACTIVATE.value)(tracked(handlers.activate))
+    app.action(CardAction.SNOOZE_DAY.value)(tracked(handlers.snooze_day))
+    app.action(CardAction.SNOOZE_WEEK.value)(tracked(handlers.snooze_week))
+    app.action(CardAction.UNSNOOZE.value)(tracked(handlers.unsnooze))
+    app.action(CardAction.RETRY_ALL.value)(tracked(handlers.retry_all))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -231,7 +232,7 @@ async def mark_resolved(
         alert_id = press.ref.alert_id
         alert = await press.session.get(SlackMessage, alert_id) if alert_id is not None else None
         if alert is not None:
-            outbox.close_alert(press.session, alert, how="marked", now=press.deps.clock(), by=press.actor)
+            await outbox.close_alert(press.session, alert, how="marked", now=press.deps.clock(), by=press.actor)
 
     await _act(body, context, respond, client, close)
 
@@ -260,3 +261,71 @@ async def activate(
         )
 
     await _act(body, context, respond, client, switch_on)
+
+
+SNOOZE_DAY = timedelta(days=1)
+SNOOZE_WEEK = timedelta(days=7)
+
+
+async def snooze_day(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """Quiet an alert for a day: it keeps counting, and the thread hears tomorrow if it is still open."""
+    await ack()
+    await _act(body, context, respond, client, _snooze(SNOOZE_DAY))
+
+
+async def snooze_week(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """Quiet an alert for a week."""
+    await ack()
+    await _act(body, context, respond, client, _snooze(SNOOZE_WEEK))
+
+
+async def unsnooze(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    """End an alert's snooze now."""
+    await ack()
+    await _act(body, context, respond, client, _snooze(None))
+
+
+def _snooze(length: timedelta | None) -> Callable[[_Press], Awaitable[str | None]]:
+    async def snooze(press: _Press) -> str | None:
+        alert = await press.session.get(SlackMessage, press.ref.alert_id) if press.ref.alert_id is not None else None
+        if alert is None:
+            return "Snooze works on an alert; this button is not on one."
+        now = press.deps.clock()
+        if length is None:
+            alert.snoozed_until = None
+            alert.facts = {
+                key: value for key, value in alert.facts.items() if key not in ("snoozed_until", "snoozed_by")
+            }
+            outbox.changed(press.session, alert, now=now)
+            return None
+        outbox.snooze(press.session, alert, until=now + length, by=press.actor, now=now)
+        return None
+
+    return snooze
+
+
+async def retry_all(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
+    """A roll-up's Retry all now: every company it lists as failing is synced at the next tick."""
+    await ack()
+    deps: Deps = context["deps"]
+    value = str(body["actions"][0].get("value", ""))
+    if not value.isdigit():
+        await respond(
+            text="This button is from an older version of the bot.", response_type="ephemeral", replace_original=False
+        )
+        return
+    async with deps.store.session() as session:
+        count = await outbox.retry_incident(session, incident_id=int(value), now=deps.clock())
+        await session.commit()
+    text = (
+        f"{count} companies will be synced again within a minute; this message follows them."
+        if count
+        else "Every company in this message works again or was dealt with; nothing to retry."
+    )
+    await respond(text=text, response_type="ephemeral", replace_original=False)

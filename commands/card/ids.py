@@ -18,6 +18,10 @@ class CardAction(StrEnum):
     MARK_RESOLVED = "card_mark_resolved"
     DEACTIVATE = "card_deactivate"
     ACTIVATE = "card_activate"
+    SNOOZE_DAY = "card_snooze_day"
+    SNOOZE_WEEK = "card_snooze_week"
+    UNSNOOZE = "card_unsnooze"
+    RETRY_ALL = "card_retry_all"  # on a roll-up; its value is the roll-up's message id, not a ButtonRef
 
 
 class CardView(StrEnum):

@@ -7,7 +7,8 @@ problem catalogue's templates); mentions, dates and links the bot means are buil
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -212,13 +213,17 @@ def alert_blocks(
     count: int = 1,
     resolved: str | None = None,
     facts: Mapping[str, Any] | None = None,
+    snoozed_until: datetime | None = None,
 ) -> list[Block]:
     """A problem in the card's thread: what happened, who can fix it, how, and the button that fixes it.
     Once resolved it keeps its explanation, gains a resolved line and loses its buttons."""
+    facts = facts or {}
     blocks: list[Block] = []
+    if facts.get("folded") and resolved is None:
+        return [SectionBlock(text=MarkdownTextObject(text=folded_line(company_name)))]
     if problem is not None:
         steps = "\n".join(f"{index}. {fill(step, problem.values)}" for index, step in enumerate(problem.steps, 1))
-        repeated = f" (seen {count} times)" if count > 1 else ""
+        repeated = f" (seen {count} times, last {when(_moment(facts.get('last_seen')))})" if count > 1 else ""
         blocks += [
             SectionBlock(
                 text=MarkdownTextObject(
@@ -235,31 +240,116 @@ def alert_blocks(
             ContextBlock(elements=[MarkdownTextObject(text=f"✅ Resolved: {resolved_line(resolved, facts)}")])
         )
         return blocks
+    if snoozed_until is not None:
+        by = mention(str(facts.get("snoozed_by") or ""))
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f"😴 Snoozed by {by} until {when(snoozed_until)}")])
+        )
+    value = ref.encode()
     if problem is not None and problem.fix is Fix.NEW_LINK:
-        blocks.append(
-            ActionsBlock(
-                elements=[
-                    ButtonElement(
-                        text="Send new approval link",
-                        action_id=CardAction.RESEND_LINK,
-                        value=ref.encode(),
-                        style="primary",
-                    ),
-                    ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=ref.encode()),
-                    _mark_resolved(ref),
-                ]
-            )
-        )
+        fixes = [
+            ButtonElement(
+                text="Send new approval link", action_id=CardAction.RESEND_LINK, value=value, style="primary"
+            ),
+            ButtonElement(text="Change approver", action_id=CardAction.CHANGE_APPROVER, value=value),
+            ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=value),
+        ]
     elif problem is not None and problem.fix is Fix.RETRY:
+        fixes = [ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=value, style="primary")]
+    else:
+        return blocks
+    if snoozed_until is None:
+        fixes += [
+            ButtonElement(text="Snooze a day", action_id=CardAction.SNOOZE_DAY, value=value),
+            ButtonElement(text="Snooze a week", action_id=CardAction.SNOOZE_WEEK, value=value),
+        ]
+    else:
+        fixes.append(ButtonElement(text="Unsnooze", action_id=CardAction.UNSNOOZE, value=value))
+    blocks.append(ActionsBlock(elements=[*fixes, _mark_resolved(ref)]))
+    return blocks
+
+
+def folded_line(company_name: str) -> str:
+    """An alert posted before many companies had the same problem: the roll-up in the channel now lists it."""
+    return (
+        f"↪ *{escape(company_name)}* is one of several companies with the same problem at the same time; they are "
+        "listed, and followed, in one message in the channel. The card above keeps this company's own buttons."
+    )
+
+
+def _moment(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value)) if value else datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A company in a roll-up."""
+
+    name: str
+    since: datetime
+    open: bool
+
+
+SHOWN_MEMBERS = 40
+
+
+def incident_blocks(
+    *, incident_id: int, system_label: str, problem: Problem | None, members: list[Member], closed_at: datetime | None
+) -> list[Block]:
+    """Many companies hit by one cause at once (a Visma outage): one message listing them, edited as they
+    recover, instead of one alert per company."""
+    failing = [member for member in members if member.open]
+    recovered = [member for member in members if not member.open]
+    what = fill(problem.what, problem.values) if problem else f"{system_label} is not answering properly"
+    code = f" ({escape(problem.code)})" if problem else ""
+    first = min((member.since for member in members), default=None)
+    since = f" since {when(first)}" if first else ""
+    if closed_at is not None:
+        head = (
+            f"✅ *{system_label}: {what}*{code} — over {when(closed_at)}: all {len(members)} companies hit{since} "
+            "work again or were dealt with."
+        )
+    else:
+        head = f"🔴 *{system_label}: {what}*{code} — {len(failing)} of {len(members)} companies{since}."
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=head))]
+    if problem is not None and closed_at is None:
+        steps = "\n".join(f"{index}. {fill(step, problem.values)}" for index, step in enumerate(problem.steps, 1))
         blocks.append(
-            ActionsBlock(
-                elements=[
-                    ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=ref.encode(), style="primary"),
-                    _mark_resolved(ref),
-                ]
+            SectionBlock(
+                text=MarkdownTextObject(text=f"*Who can fix it:* {fill(problem.who, problem.values)}\n*How:*\n{steps}")
             )
         )
+    elif closed_at is None:
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text="Nothing to do at the clients: the syncs retry by themselves and this message follows them. "
+                    "If it lasts, check Visma's status page."
+                )
+            )
+        )
+    for label, group in (("Still failing", failing), ("Working again", recovered)):
+        if group:
+            names = ", ".join(escape(member.name[:60]) for member in group[:SHOWN_MEMBERS])
+            more = f" and {len(group) - SHOWN_MEMBERS} more" if len(group) > SHOWN_MEMBERS else ""
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*{label} ({len(group)}):* {names}{more}")))
+    if closed_at is None and failing:
+        blocks.append(
+            ActionsBlock(
+                elements=[ButtonElement(text="Retry all now", action_id=CardAction.RETRY_ALL, value=str(incident_id))]
+            )
+        )
+    blocks.append(
+        ContextBlock(elements=[MarkdownTextObject(text="Each company's card in this channel keeps its own buttons.")])
+    )
     return blocks
+
+
+def incident_text(system_label: str, problem: Problem | None, open_count: int, closed: bool) -> str:
+    """A roll-up's fallback text."""
+    what = problem.plain(problem.what) if problem else "not answering properly"
+    state = "over" if closed else f"{open_count} companies affected"
+    return f"{system_label}: {escape(what)} — {state}"
 
 
 def _mark_resolved(ref: ButtonRef) -> ButtonElement:
@@ -321,6 +411,10 @@ def note_message(
             "card, or *Change approver*)."
         )
         return note_blocks(text), f"{name}: the approval link expired"
+    if note is Note.SNOOZE_OVER:
+        by = mention(str(facts.get("by") or ""))
+        text = f"⏰ The snooze {by} set is over and the problem above is still open."
+        return note_blocks(text), f"{name}: a snoozed problem is still open"
     if note is Note.FIRST_SYNC:
         return note_blocks(f"📥 First sync done: {summary_from(facts.get('summary'))}."), f"{name}: first sync done"
     if note is Note.RECOVERED:

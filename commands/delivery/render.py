@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from slack_sdk.models.blocks import Block
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.problems import Problem
@@ -24,7 +25,18 @@ from commands.approval.views import (
     dm_text,
 )
 from commands.card.ids import ButtonRef
-from commands.card.views import alert_blocks, alert_text, card_blocks, card_text, note_blocks, note_message
+from commands.card.views import (
+    Member,
+    alert_blocks,
+    alert_text,
+    card_blocks,
+    card_text,
+    folded_line,
+    incident_blocks,
+    incident_text,
+    note_blocks,
+    note_message,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +55,8 @@ async def card(deps: Deps, session: AsyncSession, company: Company) -> Rendered:
 
 def note(message: SlackMessage, company: Company) -> Rendered:
     """A thread note."""
+    if message.facts.get("folded"):
+        return Rendered(note_blocks(folded_line(company.name)), f"{escape(company.name)}: see the roll-up")
     blocks, text = note_message(
         Note(message.facts["note"]),
         message.facts,
@@ -68,8 +82,30 @@ def alert(message: SlackMessage, company: Company) -> Rendered:
         count=int(facts.get("count", 1)),
         resolved=resolved,
         facts=facts,
+        snoozed_until=message.snoozed_until,
     )
     return Rendered(blocks, alert_text(company.name, problem, resolved))
+
+
+async def incident(session: AsyncSession, message: SlackMessage) -> Rendered:
+    """A roll-up: the cause, who can fix it, and the companies it hit, failing and working again."""
+    assert message.id is not None
+    query = (
+        select(Company.name, SlackMessage.created_at, SlackMessage.closed_at)
+        .join(Company, col(Company.id) == SlackMessage.company_id)
+        .where(SlackMessage.parent_id == message.id)
+        .order_by(col(Company.name))
+    )
+    members = [Member(name, since, closed is None) for name, since, closed in (await session.exec(query)).all()]
+    facts = message.facts
+    problem = Problem.from_facts(facts["problem"]) if facts.get("problem") else None
+    system = str(message.cause or "").split(":", 1)[0]
+    label = AccountingSystem(system).label if system in {member.value for member in AccountingSystem} else "Visma"
+    blocks = incident_blocks(
+        incident_id=message.id, system_label=label, problem=problem, members=members, closed_at=message.closed_at
+    )
+    still = sum(member.open for member in members)
+    return Rendered(blocks, incident_text(label, problem, still, message.closed_at is not None))
 
 
 def approval_dm(deps: Deps, request: ApprovalRequest, company: Company, *, link: str | None) -> Rendered:

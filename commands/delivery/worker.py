@@ -34,6 +34,7 @@ from bot.services import outbox
 from bot.services.outbox import Kind
 from bot.slack_format import escape
 from bot.store.models import ApprovalRequest, Company, SlackMessage
+from commands.approval import followup
 from commands.approval.views import requester_blocks
 from commands.card.views import approver
 from commands.delivery import render
@@ -142,11 +143,14 @@ class Deliverer:
             return len(claimed)
 
     def _lane(self, message: SlackMessage) -> str:
-        if message.kind == Kind.APPROVAL_DM:
+        if message.kind in (Kind.APPROVAL_DM, Kind.REQUESTER_NOTE, Kind.REMINDER):
             return f"dm:{message.user_id}"
         if message.kind == Kind.CONFIRMATION:
             return f"ephemeral:{message.channel}"
-        return f"channel:{message.channel or self._deps.settings.alert_channel}"
+        channel = message.channel or self._deps.settings.alert_channel
+        # New messages and edits keep separate paces: a thousand cards being edited do not hold up the one
+        # message that says why (Slack limits posting per channel, and editing per workspace).
+        return f"{'edit' if message.ts else 'channel'}:{channel}"
 
     async def _claim(self, *, everything: bool) -> list[SlackMessage]:
         now = self._deps.clock()
@@ -158,7 +162,9 @@ class Deliverer:
             )
             if not everything:
                 query = query.where(col(SlackMessage.next_attempt_at) <= now)
-            ids = list((await session.exec(query.order_by(col(SlackMessage.id)).limit(BATCH))).all())
+            # New messages first, then edits; each in the order they were asked for.
+            order = (col(SlackMessage.ts).is_not(None), col(SlackMessage.id))
+            ids = list((await session.exec(query.order_by(*order).limit(BATCH))).all())
             if not ids:
                 return []
             await session.exec(
@@ -210,6 +216,8 @@ class Deliverer:
             channel = self._deps.settings.alert_channel
             posted = await self._write(lane, "chat_postMessage", channel=channel, blocks=drawn.blocks, text=drawn.text)
             return Sent(channel=str(posted["channel"]), ts=str(posted["ts"]))
+        if kind is Kind.INCIDENT:
+            return await self._incident(session, message, lane)
         company = await session.get(Company, message.company_id) if message.company_id else None
         if company is None:
             return Sent(gave_up="company gone")
@@ -222,7 +230,67 @@ class Deliverer:
             return Sent(gave_up="request gone")
         if kind is Kind.APPROVAL_DM:
             return await self._dm(session, message, request, company, lane)
+        if kind is Kind.REQUESTER_NOTE:
+            return await self._tell_requester(session, message, request, company, lane)
+        if kind is Kind.REMINDER:
+            return await self._remind(session, message, request, company, lane)
         return await self._confirm(session, message, request, company, lane)
+
+    async def _tell_requester(
+        self, session: AsyncSession, message: SlackMessage, request: ApprovalRequest, company: Company, lane: str
+    ) -> Sent:
+        blocks, text = followup.requester_note(
+            event=str(message.facts.get("event")),
+            company_name=company.name,
+            approver=approver(request.approver_user_id, request.approver_email),
+            facts=message.facts,
+            card_link=await self._card_link(session, company),
+        )
+        return await self._direct(lane, message, blocks, text)
+
+    async def _remind(
+        self, session: AsyncSession, message: SlackMessage, request: ApprovalRequest, company: Company, lane: str
+    ) -> Sent:
+        if request.status != ApprovalStatus.PENDING:
+            return Sent(gave_up=f"request {request.status}")  # used or replaced meanwhile: nothing to remind of
+        to_approver = message.facts.get("to") == "approver"
+        dm = await session.get(SlackMessage, message.parent_id) if message.parent_id else None
+        blocks, text = followup.reminder(
+            to_approver=to_approver,
+            company_name=company.name,
+            approver=approver(request.approver_user_id, request.approver_email),
+            requester_name=request.requested_by_name or self._deps.settings.firm_name,
+            expires_at=request.expires_at,
+        )
+        if to_approver and dm is not None and dm.channel:
+            posted = await self._write(lane, "chat_postMessage", channel=dm.channel, blocks=blocks, text=text)
+            return Sent(channel=str(posted["channel"]), ts=str(posted["ts"]))
+        return await self._direct(lane, message, blocks, text)
+
+    async def _direct(self, lane: str, message: SlackMessage, blocks: list[Any], text: str) -> Sent:
+        """A DM to the message's person; given up (in one log line) when Slack cannot reach them."""
+        try:
+            opened = await self._slack.conversations_open(users=message.user_id)
+            channel = str(opened["channel"]["id"])
+            posted = await self._write(lane, "chat_postMessage", channel=channel, blocks=blocks, text=text)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error"))
+            if error in UNREACHABLE:
+                log.warning("could not DM %s (%s): %s", message.user_id, message.kind, error)
+                return Sent(gave_up=error)
+            raise
+        return Sent(channel=channel, ts=str(posted["ts"]))
+
+    async def _card_link(self, session: AsyncSession, company: Company) -> str | None:
+        """A link to the company's card, when it is in the channel and Slack says where."""
+        card = await outbox.card_of(session, company_id=company.id) if company.id else None
+        if card is None or not card.ts or not card.channel:
+            return None
+        try:
+            answer = await self._slack.chat_getPermalink(channel=card.channel, message_ts=card.ts)
+        except SlackApiError:
+            return None  # the message matters more than its link to the card
+        return str(answer["permalink"])
 
     async def _card(self, session: AsyncSession, message: SlackMessage, company: Company, lane: str) -> Sent:
         drawn = await render.card(self._deps, session, company)
@@ -240,11 +308,24 @@ class Deliverer:
         posted = await self._write(lane, "chat_postMessage", channel=channel, blocks=drawn.blocks, text=drawn.text)
         return Sent(channel=str(posted["channel"]), ts=str(posted["ts"]))
 
+    async def _incident(self, session: AsyncSession, message: SlackMessage, lane: str) -> Sent:
+        drawn = await render.incident(session, message)
+        if message.ts and message.channel:
+            await self._write(
+                lane, "chat_update", channel=message.channel, ts=message.ts, blocks=drawn.blocks, text=drawn.text
+            )
+            return Sent()
+        channel = self._deps.settings.alert_channel
+        posted = await self._write(lane, "chat_postMessage", channel=channel, blocks=drawn.blocks, text=drawn.text)
+        return Sent(channel=str(posted["channel"]), ts=str(posted["ts"]))
+
     async def _thread(self, session: AsyncSession, message: SlackMessage, company: Company, lane: str) -> Sent:
         drawn = render.alert(message, company) if message.kind == Kind.ALERT else render.note(message, company)
+        if message.facts.get("folded") and not message.ts:
+            return Sent()  # one of many with the same cause: the roll-up in the channel lists it
         if message.ts and message.channel:
-            if message.kind == Kind.NOTE:
-                return Sent()  # notes are said once
+            if message.kind == Kind.NOTE and not message.facts.get("folded"):
+                return Sent()  # notes are said once (a folded one is edited to point at its roll-up)
             try:
                 await self._write(
                     lane, "chat_update", channel=message.channel, ts=message.ts, blocks=drawn.blocks, text=drawn.text
@@ -297,15 +378,7 @@ class Deliverer:
             raise Wait(dm.next_attempt_at)
         reached = dm is not None and dm.ts is not None
         forward = None if reached or not message.secret_sealed else self._deps.vault.open(message.secret_sealed)
-        card = await outbox.card_of(session, company_id=company.id) if company.id else None
-        permalink = None
-        if card is not None and card.ts and card.channel:
-            try:
-                permalink = str(
-                    (await self._slack.chat_getPermalink(channel=card.channel, message_ts=card.ts))["permalink"]
-                )
-            except SlackApiError:
-                permalink = None  # the confirmation matters more than its link to the card
+        permalink = await self._card_link(session, company)
         blocks = requester_blocks(
             company_name=company.name,
             approver=approver(request.approver_user_id, request.approver_email),

@@ -1,0 +1,216 @@
+"""Alert hygiene: snooze, many companies with one cause rolled up into one message, and the approval follow-up
+(a reminder before the link runs out, a DM to the requester when it is approved, declined, expired or failed)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlmodel import select
+
+from bot import scheduler
+from bot.domain.types import AccountingSystem, CompanyState
+from bot.services import outbox
+from bot.simulators.eaccounting import READ_SCOPES, SimCompany
+from bot.store.models import Company, Connection
+from bot.sync.engine import sync_company
+from bot.sync.policy import VISIBLE_AFTER_RUNS
+from commands.card.ids import CardAction
+from tests import factories
+from tests.scenario.flow import (
+    ALERT_CHANNEL,
+    KARI,
+    OLA,
+    add_company,
+    approval_link,
+    approve,
+    block_text,
+    button,
+    press,
+    thread,
+)
+
+MANY = 6
+
+
+async def connect_many(stack, count: int) -> list[int]:
+    """`count` eAccounting companies, connected and with their cards in the channel (set up directly)."""
+    world, now = stack.eaccounting, stack.deps.clock()
+    ids = []
+    async with stack.deps.store.session() as session:
+        for index in range(count):
+            sim_id = str(uuid.UUID(int=1000 + index))
+            world.companies[sim_id] = SimCompany(sim_id, f"Klient {index:02d} AS", f"9{index:08d}", "NO", "NOK")
+            tokens = world.issue_tokens(sim_id, client_id=stack.deps.settings.eaccounting_client_id)
+            company = factories.company(
+                name=f"Klient {index:02d} AS", org_number=f"9{index:08d}", state=CompanyState.HEALTHY, now=now
+            )
+            session.add(company)
+            await session.flush()
+            assert company.id is not None
+            session.add(
+                Connection(
+                    company_id=company.id,
+                    system=AccountingSystem.EACCOUNTING,
+                    external_company_id=sim_id,
+                    access_token_sealed=stack.deps.vault.seal(tokens["access_token"]),
+                    refresh_token_sealed=stack.deps.vault.seal(tokens["refresh_token"]),
+                    access_expires_at=now + timedelta(minutes=50),
+                    scopes=" ".join(READ_SCOPES),
+                    connected_by="Ola Nordmann",
+                    connected_at=now,
+                )
+            )
+            await outbox.card(session, company=company, now=now)
+            ids.append(company.id)
+        await session.commit()
+    await stack.settle()
+    return ids
+
+
+def top_level(stack) -> list[dict]:
+    return [m for m in stack.slack_world.current_messages(ALERT_CHANNEL) if not m.get("thread_ts")]
+
+
+def replies(stack) -> list[dict]:
+    return [m for m in stack.slack_world.current_messages(ALERT_CHANNEL) if m.get("thread_ts")]
+
+
+def rollups(stack) -> list[dict]:
+    return [m for m in top_level(stack) if "companies" in block_text(m) and "Klient" in block_text(m)]
+
+
+async def sync_all(stack, ids: list[int]) -> None:
+    for company_id in ids:
+        await sync_company(stack.deps, company_id=company_id, actor="test")
+    await stack.settle()
+
+
+async def test_an_outage_of_many_companies_is_one_message_edited_as_they_recover(stack, clock):
+    ids = await connect_many(stack, MANY)
+    posts_before = len(stack.slack_world.calls_to("chat.postMessage"))
+    stack.eaccounting.switches.outage = True
+    for _ in range(VISIBLE_AFTER_RUNS):
+        await sync_all(stack, ids)
+        clock.advance(minutes=1)
+    [rollup] = rollups(stack)
+    text = block_text(rollup)
+    assert f"{MANY} of {MANY} companies" in text
+    assert "Klient 00 AS" in text
+    assert f"Klient {MANY - 1:02d} AS" in text
+    assert "Nothing to do at the clients" in text
+    posts = len(stack.slack_world.calls_to("chat.postMessage")) - posts_before
+    assert posts <= outbox.ROLLUP_AT, f"{posts} messages posted for one outage"
+    # Notes posted before the roll-up began now point at it.
+    for reply in replies(stack):
+        assert "one of several companies" in block_text(reply)
+
+    stack.eaccounting.switches.outage = False
+    await sync_all(stack, ids[:2])
+    [rollup] = rollups(stack)
+    assert f"{MANY - 2} of {MANY} companies" in block_text(rollup)
+    assert "Working again (2)" in block_text(rollup)
+    await sync_all(stack, ids[2:])
+    [rollup] = rollups(stack)
+    assert "over" in block_text(rollup)
+    assert f"all {MANY} companies" in block_text(rollup)
+    assert not any(b.get("type") == "actions" for b in rollup["blocks"])
+    assert not any("Visma answers again" in block_text(m) for m in replies(stack)), "recoveries are in the roll-up"
+    assert len(stack.slack_world.calls_to("chat.postMessage")) - posts_before == posts
+
+
+async def test_the_same_permission_problem_at_many_companies_rolls_up_and_retry_all_works(stack):
+    ids = await connect_many(stack, MANY)
+    stack.eaccounting.switches.no_full_permission = True
+    await sync_all(stack, ids)
+    [rollup] = rollups(stack)
+    text = block_text(rollup)
+    assert "eAccounting 4007" in text
+    assert "full program permission" in text
+    assert "Who can fix it" in text
+    alerts = [m for m in replies(stack) if "Who can fix it" in block_text(m)]
+    assert len(alerts) < outbox.ROLLUP_AT, "alerts of a roll-up are not posted one by one"
+    for card in top_level(stack):
+        if "Klient" in block_text(card) and card["ts"] != rollup["ts"]:
+            assert "Needs action" in block_text(card)
+            button(card, CardAction.RESEND_LINK)  # each card keeps its own fix
+
+    stack.eaccounting.switches.no_full_permission = False
+    async with stack.deps.store.session() as session:
+        for company in (await session.exec(select(Company).where(Company.id.in_(ids)))).all():  # type: ignore[union-attr]
+            company.next_sync_at = stack.deps.clock() + timedelta(days=1)
+            session.add(company)
+        await session.commit()
+    await press(stack, CardAction.RETRY_ALL, rollup)
+    async with stack.deps.store.session() as session:
+        due = (await session.exec(select(Company).where(Company.next_sync_at <= stack.deps.clock()))).all()
+    assert {company.id for company in due} >= set(ids)
+
+
+async def test_a_snoozed_alert_counts_quietly_and_the_thread_hears_when_the_snooze_is_over(stack, clock):
+    await add_company(stack)
+    await approve(stack, approval_link(stack))
+    stack.eaccounting.switches.no_full_permission = True
+    await press(stack, CardAction.SYNC_NOW)
+    alert = thread(stack)[-1]
+    await press(stack, CardAction.SNOOZE_DAY, alert)
+    alert = next(m for m in thread(stack) if m["ts"] == alert["ts"])
+    assert f"Snoozed by <@{KARI}>" in block_text(alert)
+    button(alert, CardAction.UNSNOOZE)
+    before = len(thread(stack))
+    await press(stack, CardAction.RETRY)
+    assert len(thread(stack)) == before  # counted on the alert, nothing new said
+    assert "seen 2 times" in block_text(next(m for m in thread(stack) if m["ts"] == alert["ts"]))
+
+    clock.advance(hours=23)
+    assert await scheduler.wake_snoozed(stack.deps) == 0
+    clock.advance(hours=2)
+    assert await scheduler.wake_snoozed(stack.deps) == 1
+    await stack.settle()
+    assert "snooze" in block_text(thread(stack)[-1])
+    assert "still open" in block_text(thread(stack)[-1])
+    alert = next(m for m in thread(stack) if m["ts"] == alert["ts"])
+    assert "Snoozed" not in block_text(alert)
+    button(alert, CardAction.SNOOZE_WEEK)
+    assert await scheduler.wake_snoozed(stack.deps) == 0  # said once
+
+
+def dms_to(stack, user: str) -> list[str]:
+    return [block_text(m) for m in stack.slack_world.current_messages(stack.slack_world.dm_channel_for(user))]
+
+
+async def test_the_approver_is_reminded_once_before_the_link_runs_out(stack, clock):
+    await add_company(stack)
+    days = stack.deps.settings.approval_link_days
+    clock.advance(days=days - 2)
+    assert await scheduler.remind_approvers(stack.deps) == 0
+    clock.advance(hours=25)
+    assert await scheduler.remind_approvers(stack.deps) == 1
+    assert await scheduler.remind_approvers(stack.deps) == 0
+    await stack.settle()
+    last = dms_to(stack, OLA)[-1]
+    assert "Reminder" in last
+    assert "Nordlys Bakeri AS" in last
+    assert "runs out" in last
+
+
+async def test_the_requester_hears_when_the_link_is_approved(stack):
+    await add_company(stack)
+    await approve(stack, approval_link(stack))
+    assert any("was approved in Visma by" in text for text in dms_to(stack, KARI))
+
+
+async def test_the_requester_hears_when_the_link_expires(stack, clock):
+    await add_company(stack)
+    clock.advance(days=stack.deps.settings.approval_link_days, minutes=1)
+    assert await scheduler.expire_links(stack.deps) == 1
+    await stack.settle()
+    assert any("expired unused" in text for text in dms_to(stack, KARI))
+
+
+async def test_the_requester_hears_when_the_approval_fails(stack):
+    await add_company(stack)
+    await approve(stack, approval_link(stack), company_org="923609016")  # Ola's default company came back
+    await approve(stack, approval_link(stack), company_org="923609016")  # and again: said once
+    assert any("did not complete" in text for text in dms_to(stack, KARI))
+    assert sum("did not complete" in text for text in dms_to(stack, KARI)) == 1
