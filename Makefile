@@ -6,7 +6,7 @@ LOCK   := requirements.lock
 # Extra pip-compile options for `make lock`: LOCK_FLAGS=--upgrade, or LOCK_FLAGS='--upgrade-package aiohttp'.
 LOCK_FLAGS ?=
 
-.PHONY: demo test lint typecheck pytest serve simulate bench lock clean
+.PHONY: demo test lint typecheck pytest serve simulate dev bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ serve: $(STAMP)
 
 simulate: $(STAMP)
 	$(BIN)/onboarding-bot simulate
+
+# The simulators and the bot together, and the local console to try it in a browser (the URL is printed).
+dev: $(STAMP)
+	$(BIN)/onboarding-bot simulate --with-bot
 
 bench: $(STAMP)
 	$(BIN)/python bench/ack_latency.py

@@ -143,7 +143,7 @@ def create_app(
 ) -> Starlette:
     """The ASGI app `serve` runs; tests and the demo build it with their own settings and clock."""
     deps = build_deps(settings, http=http, clock=clock)
-    staff = StaffDirectory(deps.slack, settings.staff_usergroup)
+    staff = StaffDirectory(deps.slack, settings.staff_usergroup, store=deps.store)
     bolt = build_bolt(deps, staff)
     slack_handler = AsyncSlackRequestHandler(bolt)
     deliverer = Deliverer(deps)

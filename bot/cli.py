@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 in a container)")
     simulate = sub.add_parser("simulate", help="run the Visma and Slack simulators on loopback")
     simulate.add_argument("--port", type=int, default=8790)
+    simulate.add_argument(
+        "--with-bot", action="store_true", help="also run the bot against them (a fresh database), for the console"
+    )
+    simulate.add_argument("--bot-port", type=int, default=3000, help="the bot's port, where the console sends to")
     sub.add_parser("migrate", help="bring the database schema up to date (serve does this by itself)")
     sub.add_parser("doctor", help="check the settings, the database, Slack, the alert channel and the Visma URLs")
     sub.add_parser(
@@ -36,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         from bot.simulators.server import run_simulators
 
-        asyncio.run(run_simulators(port=args.port))
-        return 0
+        try:
+            return asyncio.run(run_simulators(port=args.port, with_bot=args.with_bot, bot_port=args.bot_port))
+        except KeyboardInterrupt:
+            return 0
     try:
         settings = load_settings()
     except SettingsError as exc:

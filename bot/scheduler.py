@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import update
@@ -112,6 +113,7 @@ async def _tick(deps: Deps, pool: SyncPool, *, every: timedelta) -> list[int]:
     await remind_approvers(deps)
     await wake_snoozed(deps)
     await warn_secret_expiry(deps)
+    await daily_digest(deps)
     claimed = await engine.due(deps, limit=deps.settings.sync_claim_batch, hold=CLAIM_HOLD.total_seconds())
     for company_id in claimed:
         pool.submit(company_id)
@@ -185,6 +187,29 @@ async def warn_secret_expiry(deps: Deps) -> bool:
         )
         await session.commit()
     return written
+
+
+async def daily_digest(deps: Deps) -> bool:
+    """Once DIGEST_TIME has passed in TIMEZONE, today's digest for the team channel is written, once: a later
+    tick, a restart or another process finds it written. True when this call wrote it."""
+    settings = deps.settings
+    if not settings.digest_enabled:
+        return False
+    now = deps.clock()
+    local = now.astimezone(ZoneInfo(settings.timezone))
+    if local.time() < settings.digest_time:
+        return False
+    async with deps.store.session() as session:
+        if not await outbox.digest(session, day=local.date(), now=now):
+            return False
+        # The tick's lease keeps other processes out, but one whose tick stalled past its lease could get here
+        # at the same moment: the day's claim row (its name is the primary key) lets only one of them commit.
+        session.add(JobLease(name=outbox.digest_key(local.date()), owner=deps.owner, lease_until=now))
+        try:
+            await session.commit()
+        except IntegrityError:
+            return False
+    return True
 
 
 def build_scheduler(deps: Deps, *, every_seconds: int = 60) -> AsyncIOScheduler:

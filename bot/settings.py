@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     sync_claim_batch: int = Field(default=500, ge=1)
     sync_tick_seconds: int = Field(default=60, ge=1)
     sync_run_lease_seconds: float = Field(default=120, gt=0)
+    # The team channel's daily digest: once a day at this local time (in TIMEZONE); DIGEST_ENABLED=false stops it.
+    digest_enabled: bool = True
+    digest_time: time = time(8, 0)
 
     # Visma's limits and how hard to try: eAccounting allows 600 requests a minute per endpoint URL.
     eaccounting_rate_limit: int = Field(default=600, ge=1)
@@ -123,6 +126,18 @@ class Settings(BaseSettings):
     def sync_busy_interval(self) -> timedelta:
         """Time between syncs of a company in its busy days."""
         return timedelta(minutes=self.sync_busy_interval_minutes)
+
+    @field_validator("digest_time", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: object) -> object:
+        # Only "HH:MM": pydantic alone would also take seconds since midnight ("28800") or "08:00:00+02:00".
+        if isinstance(value, time):
+            return value
+        hours, colon, minutes = str(value).strip().partition(":")
+        digits = colon and 1 <= len(hours) <= 2 and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()
+        if digits and int(hours) < 24 and int(minutes) < 60:
+            return time(int(hours), int(minutes))
+        raise ValueError("must be a local time of day as HH:MM (24-hour clock), such as 08:00")
 
     @field_validator("timezone")
     @classmethod

@@ -1,8 +1,10 @@
-"""The staff gate: only members of STAFF_USERGROUP run /addcompany, press card buttons or see client companies.
+"""The staff gate: only the staff's user group runs /addcompany, presses card buttons or sees client companies.
 
-Members come from `usergroups.users.list`, cached for a minute (refreshed in the background, so no request
-waits for Slack once the cache is warm). A client's approver who is a guest in the workspace acts only
-through their link. With no STAFF_USERGROUP every member counts as staff, and `serve` says so at start.
+The group is the one staff chose in Firm settings (kept in the store), else the STAFF_USERGROUP setting. It
+and its members (`usergroups.users.list`) are cached for a minute and refreshed in the background, so no
+request waits for Slack or the store once the cache is warm. A client's approver who is a guest in the
+workspace acts only through their link. With no group anywhere every member counts as staff, and `serve`
+says so at start.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
+from bot.services import firm
+from bot.store.engine import Store
 from commands.addcompany.ids import COMMAND, Field, Step
 from commands.card.ids import CardAction, CardView
 from commands.firm.ids import FirmAction, FirmView
+from commands.home.ids import HomeAction, HomeView
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +37,12 @@ NOT_STAFF = (
     "Sorry — only the firm's staff can do that here. If you were sent an approval link, use the link in "
     "your message; nothing else is needed from you."
 )
-_GATED_ACTIONS = {*(action.value for action in CardAction), Field.SYSTEM.value, FirmAction.OPEN.value}
+_GATED_ACTIONS = {
+    *(action.value for action in CardAction),
+    *(action.value for action in HomeAction),
+    Field.SYSTEM.value,
+    FirmAction.OPEN.value,
+}
 # Where a refused step shows the answer (a block that step has).
 _GATED_VIEWS = {
     Step.COMPANY.value: Field.ORG_NUMBER,
@@ -39,14 +50,18 @@ _GATED_VIEWS = {
     Step.APPROVER.value: Field.APPROVER_USER,
     CardView.CHANGE_APPROVER.value: Field.APPROVER_USER,
     FirmView.SETTINGS.value: FirmView.NXT_CUSTOMER_IDS,
+    HomeView.SEARCH.value: HomeView.QUERY,
 }
 
 
 class StaffDirectory:
     """Who is staff, by Slack user group; everyone when no group is set."""
 
-    def __init__(self, client: AsyncWebClient, usergroup: str | None) -> None:
+    def __init__(self, client: AsyncWebClient, usergroup: str | None, *, store: Store | None = None) -> None:
         self._client = client
+        self._setting = usergroup
+        self._store = store
+        # The group in force: the one kept in Firm settings, else the setting.
         self.usergroup = usergroup
         self._members: frozenset[str] | None = None
         self._fetched = 0.0
@@ -55,33 +70,50 @@ class StaffDirectory:
 
     async def warm(self) -> None:
         """Read the group once at start (a wrong group id is logged, and nobody counts as staff)."""
-        if self.usergroup:
+        if self._setting or self._store is not None:
             await self._refresh()
+
+    async def reload(self) -> None:
+        """Read the group and its members again now (after Firm settings changed the group)."""
+        await self._refresh()
 
     async def is_staff(self, user_id: str | None) -> bool:
         """Whether the user may act on client companies."""
-        if not self.usergroup:
+        if self._store is None and not self._setting:
             return True
-        if not user_id:
-            return False
         since = time.monotonic() - self._fetched
         if self._members is None and since > RETRY_SECONDS:
             # Nothing known yet (or the last read failed a while ago): read now, and nobody passes meanwhile.
             await self._refresh()
         elif self._members is not None and since > FRESH_SECONDS and self._refreshing is None:
             self._refreshing = asyncio.create_task(self._refresh(), name="staff-refresh")
-        return user_id in (self._members or frozenset())
+        if self._members is None:
+            return False
+        if self.usergroup is None:
+            return True
+        return bool(user_id) and user_id in self._members
+
+    async def members_of(self, usergroup: str) -> frozenset[str]:
+        """The members of a user group, asked of Slack now (raises SlackApiError when Slack cannot say)."""
+        answer = await self._client.usergroups_users_list(usergroup=usergroup)
+        return frozenset(str(user) for user in answer.get("users") or [])
 
     async def _refresh(self) -> None:
-        assert self.usergroup is not None
         async with self._lock:
             try:
-                answer = await self._client.usergroups_users_list(usergroup=self.usergroup)
-                self._members = frozenset(str(user) for user in answer.get("users") or [])
+                group = self._setting
+                if self._store is not None:
+                    async with self._store.session() as session:
+                        group = await firm.stored_staff_usergroup(session) or self._setting
+                if group != self.usergroup:
+                    self._members = None  # the members of another group say nothing about this one
+                self.usergroup = group
+                self._members = await self.members_of(group) if group else frozenset()
                 self._fetched = time.monotonic()
-            except SlackApiError as exc:
+            except (SlackApiError, SQLAlchemyError) as exc:
                 # Keep what we knew; with nothing known, nobody passes (closed, not open, on failure).
-                log.warning("could not read STAFF_USERGROUP %s: %s", self.usergroup, exc.response.get("error"))
+                why = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+                log.warning("could not read the staff user group %s: %s", self.usergroup, why)
                 if self._members is None:
                     self._fetched = time.monotonic()
             finally:
@@ -102,6 +134,7 @@ def gate(staff: StaffDirectory) -> Callable[..., Awaitable[BoltResponse | None]]
             or kind == "block_suggestion"
         )
         user = context.user_id
+        context["staff"] = staff
         context["is_staff"] = await staff.is_staff(user)
         if not gated or context["is_staff"]:
             await next()

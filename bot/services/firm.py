@@ -54,3 +54,23 @@ async def set_customer_ids(session: AsyncSession, *, ids: list[int], actor: str,
     audit(
         session, actor=actor, company=None, action="firm.nxt_customer_ids", at=now, detail={"from": before, "to": ids}
     )
+
+
+async def stored_staff_usergroup(session: AsyncSession) -> str | None:
+    """The Slack user group staff set in Firm settings, if any (it wins over the STAFF_USERGROUP setting)."""
+    return (await session.exec(select(FirmSettings.staff_usergroup_id))).first() or None
+
+
+async def set_staff_usergroup(session: AsyncSession, *, group: str | None, actor: str, now: datetime) -> bool:
+    """Keep the staff's user group (None: back to the STAFF_USERGROUP setting), recorded in the audit trail;
+    False when it is the one already kept."""
+    row = await settings(session)
+    before = row.staff_usergroup_id
+    if before == group:
+        return False
+    row.staff_usergroup_id = group
+    session.add(row)
+    audit(
+        session, actor=actor, company=None, action="firm.staff_usergroup", at=now, detail={"from": before, "to": group}
+    )
+    return True

@@ -7,7 +7,7 @@ state and delivers it, with retries, pacing and restarts in between. Nothing her
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +32,7 @@ class Kind(StrEnum):
     INCIDENT = "incident"  # one message in the channel for many companies hit by the same cause (an outage)
     REQUESTER_NOTE = "requester_note"  # a DM to whoever sent the link: approved, declined, expired or failed
     REMINDER = "reminder"  # a reminder, in the approver's DM, that the link runs out soon
+    DIGEST = "digest"  # the team channel's daily digest: counts, what needs a person, a chart of sync health
 
 
 class Note(StrEnum):
@@ -444,4 +445,20 @@ async def notice(session: AsyncSession, *, key: str, now: datetime, **facts: Any
         return False
     # `user_id` holds the notice's key: notices go to the channel, never to a person.
     _new(session, kind=Kind.NOTICE, now=now, user_id=key, facts={"key": key, **facts})
+    return True
+
+
+def digest_key(day: date) -> str:
+    """The key a day's digest is written under (in `user_id`, as a notice's key)."""
+    return f"digest:{day.isoformat()}"
+
+
+async def digest(session: AsyncSession, *, day: date, now: datetime) -> bool:
+    """The team channel's digest for `day` (a local date), said once; False when that day's was already written.
+    Only the day is recorded: the deliverer gathers the figures and draws the chart when it sends."""
+    key = digest_key(day)
+    said = select(SlackMessage.id).where(SlackMessage.kind == Kind.DIGEST, SlackMessage.user_id == key)
+    if (await session.exec(said)).first() is not None:
+        return False
+    _new(session, kind=Kind.DIGEST, now=now, user_id=key, facts={"day": day.isoformat()})
     return True

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 TEAM_ID = "T0FJORD"
@@ -40,10 +40,14 @@ class SlackUser:
     email: str
     tz: str = "Europe/Oslo"
     is_restricted: bool = False
+    # The language the person uses Slack in; users.info returns it with include_locale=true.
+    locale: str = "en-US"
 
-    def as_api(self) -> dict[str, Any]:
+    def as_api(self, *, include_locale: bool = False) -> dict[str, Any]:
         """The user object as users.info returns it."""
+        locale = {"locale": self.locale} if include_locale else {}
         return {
+            **locale,
             "id": self.id,
             "team_id": TEAM_ID,
             "name": self.name,
@@ -79,6 +83,8 @@ class SlackSwitches:
     # This fraction (0..1) of all calls but auth.test fail, picked by a generator seeded with flaky_seed.
     flaky: float = 0.0
     flaky_seed: int = 0
+    # The next this many POSTs of file bytes to an upload URL answer HTTP 500 (Slack's file service failing).
+    upload_failures: int = 0
 
 
 class SlackError(Exception):
@@ -99,7 +105,7 @@ class SlackWorld:
         self.users: dict[str, SlackUser] = {}
         for user in (
             SlackUser("U0KARI", "kari", "Kari Nordmann", "kari@fjordbris.no"),
-            SlackUser("U0OLA", "ola", "Ola Nordmann", "ola@nordlysbakeri.no"),
+            SlackUser("U0OLA", "ola", "Ola Nordmann", "ola@nordlysbakeri.no", locale="nb-NO"),
             SlackUser("U0PER", "per", "Per Hansen", "per@fjordbris.no"),
             SlackUser("U0GUEST", "gro", "Gro Gjest", "gro@klient.no", is_restricted=True),
         ):
@@ -110,11 +116,18 @@ class SlackWorld:
         # Members of a channel; a channel not listed here has every member of the workspace.
         self.channel_members: dict[str, set[str]] = {}
         self.usergroups: dict[str, list[str]] = {STAFF_GROUP: ["U0KARI", "U0PER"]}
+        # Name and handle of each group for usergroups.list (a group not named here is listed by its id).
+        self.usergroup_names: dict[str, tuple[str, str]] = {STAFF_GROUP: ("Fjordbris staff", "staff")}
         self.messages: dict[str, dict[str, dict[str, Any]]] = {}
         self.views: dict[str, dict[str, Any]] = {}
         self.home: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
         self.expired_triggers: set[str] = set()
+        # Files by id, from files.getUploadURLExternal: their bytes once POSTed to the upload URL, and where
+        # files.completeUploadExternal shared them.
+        self.files: dict[str, dict[str, Any]] = {}
+        # Where this fake was reached (set by each API request), for the upload URLs it hands out.
+        self.url = ""
         self._ts = itertools.count(1)
         self._limited: dict[str, int] = {}
         self._flaky: tuple[int, random.Random] | None = None
@@ -333,6 +346,22 @@ class SlackWorld:
             raise SlackError("channel_not_found")
         return {"channel": {"id": channel, "name": channel.lower(), "is_member": channel in self.bot_channels}}
 
+    def _m_usergroups_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        groups = []
+        for group_id, members in self.usergroups.items():
+            name, handle = self.usergroup_names.get(group_id, (group_id, group_id.lower()))
+            groups.append(
+                {
+                    "id": group_id,
+                    "team_id": TEAM_ID,
+                    "name": name,
+                    "handle": handle,
+                    "date_delete": 0,
+                    "user_count": len(members),
+                }
+            )
+        return {"usergroups": groups}
+
     def _m_usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         members = self.usergroups.get(str(args.get("usergroup", "")))
         if members is None:
@@ -349,7 +378,8 @@ class SlackWorld:
         user = self.users.get(str(args.get("user", "")))
         if user is None:
             raise SlackError("user_not_found")
-        return {"user": user.as_api()}
+        include_locale = str(args.get("include_locale", "")).lower() in {"1", "true"}
+        return {"user": user.as_api(include_locale=include_locale)}
 
     def _m_users_lookupByEmail(self, args: dict[str, Any]) -> dict[str, Any]:
         email = str(args.get("email", "")).lower()
@@ -357,6 +387,124 @@ class SlackWorld:
             if user.email == email:
                 return {"user": user.as_api()}
         raise SlackError("users_not_found")
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Step 1 of files.uploadV2: a file id and a URL on Slack's file service to POST the bytes to.
+        filename = str(args.get("filename") or "")
+        length = str(args.get("length") or "")
+        if not filename or not length.isdigit():
+            raise SlackError("invalid_arguments")
+        if int(length) == 0:
+            raise SlackError("missing_argument")
+        if len(str(args.get("alt_txt") or "")) > 1000:
+            raise SlackError("alt_txt_too_large")
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        self.files[file_id] = {
+            "id": file_id,
+            "name": filename,
+            "length": int(length),
+            "alt_txt": args.get("alt_txt"),
+            "content": None,
+            "shared": False,
+            "created": int(time.time()),
+        }
+        return {"upload_url": f"{self.url}/upload/v1/{file_id}", "file_id": file_id}
+
+    def receive_upload(self, file_id: str, data: bytes) -> tuple[int, str]:
+        """Step 2: the bytes POSTed to an upload URL; Slack's file service answers in plain text."""
+        file = self.files.get(file_id)
+        if file is None or file["shared"]:
+            return 404, "upload URL not found"
+        if self.switches.upload_failures > 0:
+            self.switches.upload_failures -= 1
+            return 500, "upload failed"
+        if len(data) != file["length"]:
+            return 400, f"expected {file['length']} bytes, got {len(data)}"
+        if str(file["name"]).lower().endswith(".png"):
+            size = png_size(data)
+            if size is None:
+                return 400, "not a PNG image"
+            file["original_w"], file["original_h"] = size
+        file["content"] = data
+        return 200, f"OK - {len(data)}"
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Step 3: the uploaded files are finished and, given a channel, shared there as one message.
+        try:
+            wanted = json.loads(args["files"]) if isinstance(args.get("files"), str) else args.get("files")
+        except ValueError:
+            raise SlackError("invalid_arguments") from None
+        if not isinstance(wanted, list) or not wanted or not all(isinstance(f, dict) and f.get("id") for f in wanted):
+            raise SlackError("invalid_arguments")
+        files = [self.files.get(str(entry["id"])) for entry in wanted]
+        ready = [file for file in files if file is not None and file["content"] is not None and not file["shared"]]
+        if len(ready) != len(wanted):
+            raise SlackError("file_not_found")
+        targets = [str(args["channel_id"])] if args.get("channel_id") else []
+        targets += [channel for channel in str(args.get("channels") or "").split(",") if channel]
+        channels = [self._postable(channel) for channel in targets]
+        thread_ts = str(args.get("thread_ts") or "")
+        if thread_ts and (len(channels) != 1 or thread_ts not in self.messages.get(channels[0], {})):
+            raise SlackError("invalid_arguments" if len(channels) != 1 else "thread_not_found")
+        for file, entry in zip(ready, wanted, strict=True):
+            file["title"] = str(entry.get("title") or file["name"])
+            file["shared"] = True
+        shown = [self._file_object(file) for file in ready]
+        for channel in channels:
+            ts = self._next_ts()
+            comment = str(args.get("initial_comment") or "")
+            message: dict[str, Any] = {
+                "type": "message",
+                "ts": ts,
+                "user": BOT_USER,
+                "text": comment,
+                "blocks": [] if comment else (args.get("blocks") or []),
+                "files": shown,
+                "upload": True,
+            }
+            if thread_ts:
+                message["thread_ts"] = thread_ts
+            self.messages.setdefault(channel, {})[ts] = message
+            for file in ready:
+                file.setdefault("channels", []).append(channel)
+        return {"files": shown}
+
+    def _file_object(self, file: dict[str, Any]) -> dict[str, Any]:
+        """A file as files.completeUploadExternal returns it (the fields a client reads)."""
+        name = str(file["name"])
+        png = name.lower().endswith(".png")
+        shown = {
+            "id": file["id"],
+            "created": file["created"],
+            "timestamp": file["created"],
+            "name": name,
+            "title": file.get("title", name),
+            "mimetype": "image/png" if png else "application/octet-stream",
+            "filetype": "png" if png else "binary",
+            "pretty_type": "PNG" if png else "Binary",
+            "user": BOT_USER,
+            "user_team": TEAM_ID,
+            "size": file["length"],
+            "mode": "hosted",
+            "is_external": False,
+            "is_public": False,
+            "url_private": f"https://files.fjordbris.slack.test/files-pri/{TEAM_ID}-{file['id']}/{name}",
+            "permalink": f"https://fjordbris.slack.test/files/{BOT_USER}/{file['id']}/{name}",
+            "alt_txt": file.get("alt_txt"),
+        }
+        if "original_w" in file:
+            shown["original_w"], shown["original_h"] = file["original_w"], file["original_h"]
+        return shown
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG (from its IHDR chunk), or None when the bytes are not one."""
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def _hash() -> str:
@@ -381,12 +529,14 @@ async def _args(request: Request) -> dict[str, Any]:
 
 
 def create_slack_app(world: SlackWorld) -> Starlette:
-    """The fake's ASGI app: /api/{method}, and /_sim/switches, /_sim/calls, /_sim/reset."""
+    """The fake's ASGI app: /api/{method}, /upload/v1/{file_id} (the file service), and /_sim/switches,
+    /_sim/calls, /_sim/reset."""
 
     async def api(request: Request) -> Response:
         method = request.path_params["method"]
         arrived = time.monotonic()
         args = await _args(request)
+        world.url = str(request.url).rsplit("/api/", 1)[0]
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or args.pop("token", "")
         call = Call(method, {k: v for k, v in args.items() if k != "token"}, arrived)
         world.calls.append(call)
@@ -429,8 +579,19 @@ def create_slack_app(world: SlackWorld) -> Starlette:
     async def calls(request: Request) -> Response:
         return JSONResponse([call.__dict__ for call in world.calls])
 
+    async def upload(request: Request) -> Response:
+        # Slack's file service takes the raw bytes or a multipart form with the file in it.
+        data = await request.body()
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            uploaded = next((value for value in form.values() if not isinstance(value, str)), None)
+            data = await uploaded.read() if uploaded is not None else b""
+        status, text = world.receive_upload(request.path_params["file_id"], data)
+        return PlainTextResponse(text, status_code=status)
+
     async def reset(request: Request) -> Response:
         world.messages.clear()
+        world.files.clear()
         world.views.clear()
         world.calls.clear()
         world.switches = SlackSwitches()
@@ -439,6 +600,7 @@ def create_slack_app(world: SlackWorld) -> Starlette:
     return Starlette(
         routes=[
             Route("/api/{method}", api, methods=["GET", "POST"]),
+            Route("/upload/v1/{file_id}", upload, methods=["POST"]),
             Route("/_sim/switches", switches, methods=["GET", "POST"]),
             Route("/_sim/calls", calls, methods=["GET"]),
             Route("/_sim/reset", reset, methods=["POST"]),

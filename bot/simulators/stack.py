@@ -6,10 +6,11 @@ signed HTTP into Bolt, the Slack Web API client, the Visma httpx clients, the st
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,16 +19,20 @@ from starlette.applications import Starlette
 
 from bot.app import create_app
 from bot.connect import callback_path
+from bot.domain.types import AccountingSystem, CompanyState, SyncStatus
 from bot.runtime import Deps
+from bot.services import outbox
 from bot.settings import Settings
 from bot.simulators.browser import FormBrowser
 from bot.simulators.business_nxt import BusinessNxtWorld, seed_business_nxt
-from bot.simulators.eaccounting import EAccountingWorld, seed_world
+from bot.simulators.console import Console
+from bot.simulators.eaccounting import READ_SCOPES, EAccountingWorld, SimCompany, seed_world
 from bot.simulators.server import ResponseLog, create_simulators
 from bot.simulators.serving import LoopbackServer, free_port
 from bot.simulators.slack import SlackWorld
 from bot.simulators.slack_requests import SlackSide
 from bot.simulators.visma_net import VismaNetWorld, seed_visma_net
+from bot.store.models import Company, Connection, SyncRun
 
 SIGNING_SECRET = "demo-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-0000-fjordbris-demo-token"
@@ -73,10 +78,67 @@ class Stack:
         await self.app.state.deliverer.settle()
 
     @property
+    def console_url(self) -> str:
+        """The local console, sending to this stack's bot."""
+        return f"{self.simulators_url}/console/"
+
+    @property
     def deps(self) -> Deps:
         """The running bot's collaborators (to wait for its background work)."""
         deps: Deps = self.app.state.deps
         return deps
+
+    async def connect_many(self, count: int, *, name: str, number: int) -> list[int]:
+        """`count` eAccounting companies ("<name> 000" on), set up as if each had been approved and synced a
+        while ago: in the simulator with no books, connected in the bot, their cards posted. Their ids."""
+        now, vault = self.deps.clock(), self.deps.vault
+        ids = []
+        async with self.deps.store.session() as session:
+            for index in range(count):
+                sim_id = str(uuid.UUID(int=number + index))
+                label, org_number = f"{name} {index:03d}", f"{number + index:09d}"
+                self.eaccounting.companies[sim_id] = SimCompany(sim_id, label, org_number, "NO", "NOK")
+                tokens = self.eaccounting.issue_tokens(sim_id, client_id=self.settings.eaccounting_client_id)
+                company = Company(
+                    name=label,
+                    org_number=org_number,
+                    country="NO",
+                    system=AccountingSystem.EACCOUNTING,
+                    state=CompanyState.HEALTHY,
+                    state_since=now,
+                    period_type="monthly",
+                    fiscal_year_start_month=1,
+                    reconciliation_start=date(now.year, 1, 1),
+                    vat_frequency="bimonthly",
+                    responsible_user_id="U0KARI",
+                    requested_by="U0KARI",
+                    created_at=now,
+                )
+                session.add(company)
+                await session.flush()
+                assert company.id is not None
+                session.add(
+                    Connection(
+                        company_id=company.id,
+                        system=AccountingSystem.EACCOUNTING,
+                        external_company_id=sim_id,
+                        access_token_sealed=vault.seal(tokens["access_token"]),
+                        refresh_token_sealed=vault.seal(tokens["refresh_token"]),
+                        access_expires_at=now + timedelta(hours=2),
+                        scopes=" ".join(READ_SCOPES),
+                        connected_by="Ola Nordmann",
+                        connected_at=now,
+                    )
+                )
+                # Synced before (once, with nothing in its books), as a company connected a while ago.
+                session.add(
+                    SyncRun(company_id=company.id, started_at=now, finished_at=now, status=SyncStatus.OK, actor="seed")
+                )
+                await outbox.card(session, company=company, now=now)
+                ids.append(company.id)
+            await session.commit()
+        await self.settle()
+        return ids
 
 
 def stack_settings(*, database_url: str, bot_port: int, simulators_url: str, **overrides: Any) -> Settings:
@@ -130,8 +192,10 @@ async def running_stack(
         redirect_uris=(f"http://127.0.0.1:{bot_port}/{callback_path('visma_erp')}",),
     )
     responses = ResponseLog()
+    events_url = f"http://127.0.0.1:{bot_port}/slack/events"
+    console = Console(slack_world, events_url=events_url, signing_secret=SIGNING_SECRET)
     simulators = create_simulators(
-        slack=slack_world, eaccounting=eaccounting, responses=responses, nxt=nxt, visma_net=visma_net
+        slack=slack_world, eaccounting=eaccounting, responses=responses, nxt=nxt, visma_net=visma_net, console=console
     )
     async with LoopbackServer(simulators) as sim_server:
         settings = stack_settings(

@@ -321,9 +321,10 @@ async def _remember_profile(deps: Deps, company_id: int, profile: Profile) -> No
 
 
 async def _finish(deps: Deps, run_id: int, target: Target, outcome: Outcome, calls: Calls | None) -> None:
-    """Record the outcome and move the company on, in one transaction."""
+    """Record the outcome and move the company on, in one transaction (in turn with the other writers on
+    SQLite: when many runs end at once, in an outage, they would otherwise fight over its one write lock)."""
     now = deps.clock()
-    async with deps.store.session() as session:
+    async with deps.store.writing(), deps.store.session() as session:
         run = await session.get(SyncRun, run_id)
         company = await session.get(Company, target.company_id)
         if run is None or company is None:

@@ -28,6 +28,7 @@ from commands.addcompany import parse
 from commands.addcompany.ids import Field
 from commands.card.ids import ButtonRef
 from commands.card.views import change_approver_view, notice_view
+from commands.home import handlers as home
 
 
 async def _current(
@@ -61,13 +62,30 @@ async def _current(
 
 
 class _Reply:
-    """Answers the person who pressed: ephemerally under a message, or in place in a modal."""
+    """Answers the person who pressed: ephemerally under a message, in place in a modal, or on the home tab
+    (drawn again, with the answer on top: a home view has no response_url and is not a modal to update)."""
 
-    def __init__(self, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
-        self._body, self._respond, self._client = body, respond, client
+    def __init__(
+        self, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        self._body, self._respond, self._client, self._context = body, respond, client, context
+
+    @property
+    def on_home(self) -> bool:
+        """Whether the press came from the App Home tab."""
+        return bool((self._body.get("view") or {}).get("type") == "home")
+
+    async def done(self, text: str | None) -> None:
+        """After acting: say what there is to say; a press on the home tab always has the tab drawn again."""
+        if text or self.on_home:
+            await self(text or "")
 
     async def __call__(self, text: str) -> None:
         view = self._body.get("view")
+        if self.on_home:
+            user = self._body["user"]["id"]
+            await home.republish(self._context, self._client, user_id=user, view=view, notice=text or None)
+            return
         if self._body.get("response_url") or not view:
             await self._respond(text=text, response_type="ephemeral", replace_original=False)
             return
@@ -96,7 +114,7 @@ async def _act(
 ) -> None:
     """Run `act` for a button that is still current, commit, then say what it returned (if anything)."""
     deps: Deps = context["deps"]
-    say = _Reply(body, respond, client)
+    say = _Reply(body, respond, client, context)
     actor = context.user_id or ""
     async with deps.store.session() as session:
         current = await _current(deps, session, body, say)
@@ -106,8 +124,7 @@ async def _act(
         channel = (body.get("channel") or {}).get("id") or actor
         said = await act(_Press(deps, session, company, ref, actor, channel, in_modal=bool(body.get("view"))))
         await session.commit()
-    if said:
-        await say(said)
+    await say.done(said)
 
 
 async def resend_link(
@@ -148,7 +165,7 @@ async def sync_now(
 ) -> None:
     """Run a sync now (Sync now on a healthy card, Retry now on an alert)."""
     await ack()
-    await _sync(body, context, _Reply(body, respond, client), full=False)
+    await _sync(body, context, _Reply(body, respond, client, context), full=False)
 
 
 async def full_resync(
@@ -156,7 +173,7 @@ async def full_resync(
 ) -> None:
     """Forget every checkpoint and read all of the company's books again."""
     await ack()
-    await _sync(body, context, _Reply(body, respond, client), full=True)
+    await _sync(body, context, _Reply(body, respond, client, context), full=True)
 
 
 async def _sync(body: dict[str, Any], context: AsyncBoltContext, say: _Reply, *, full: bool) -> None:
@@ -167,8 +184,11 @@ async def _sync(body: dict[str, Any], context: AsyncBoltContext, say: _Reply, *,
         return
     company, _ = current
     assert company.id is not None
+    if say.on_home:
+        await say(f"Syncing {escape(company.name)} now; this tab is drawn again when it is done.")
     outcome = await sync_company(deps, company_id=company.id, actor=context.user_id or "unknown", full=full)
     if outcome is not None:
+        await say.done(None)
         return
     async with deps.store.session() as session:
         connected = await approvals.connection_for(session, company_id=company.id) is not None
@@ -188,18 +208,20 @@ async def change_approver(
     await ack()
     deps: Deps = context["deps"]
     async with deps.store.session() as session:
-        current = await _current(deps, session, body, _Reply(body, respond, client))
+        current = await _current(deps, session, body, _Reply(body, respond, client, context))
     if current is None:
         return
     company, ref = current
     view = change_approver_view(company_name=company.name, ref=ref)
-    if body.get("view"):
+    if (body.get("view") or {}).get("type") == "modal":
         await client.views_push(trigger_id=body["trigger_id"], view=view)
     else:
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
 
-async def approver_changed(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
+async def approver_changed(
+    ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
     """Save the new approver and send them a new link, in one transaction; errors show inline."""
     deps: Deps = context["deps"]
     (user, email), errors = parse.approver_step(view["state"]["values"])
@@ -220,6 +242,7 @@ async def approver_changed(ack: AsyncAck, view: dict[str, Any], context: AsyncBo
         await onboarding.send_link(deps, session, company=company, actor=actor, reply_in=actor)
         await session.commit()
     await ack(response_action="clear")
+    await home.refresh_if_seen(context, client, user_id=actor)
 
 
 async def mark_resolved(

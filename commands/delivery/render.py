@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.problems import Problem
 from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, Country
+from bot.i18n import Language
 from bot.runtime import Deps
 from bot.services import status
 from bot.services.outbox import Note
@@ -18,10 +19,12 @@ from bot.slack_format import escape
 from bot.store.models import ApprovalRequest, Company, SlackMessage
 from commands.approval.views import (
     ApprovalAsk,
+    Ended,
     dm_approved_blocks,
     dm_blocks,
     dm_closed_blocks,
     dm_declined_blocks,
+    dm_ended_text,
     dm_text,
 )
 from commands.card.ids import ButtonRef
@@ -108,36 +111,48 @@ async def incident(session: AsyncSession, message: SlackMessage) -> Rendered:
     return Rendered(blocks, incident_text(label, problem, still, message.closed_at is not None))
 
 
-def approval_dm(deps: Deps, request: ApprovalRequest, company: Company, *, link: str | None) -> Rendered:
-    """The approver's DM: the ask while the link works, then what became of it."""
+def approval_dm(
+    deps: Deps,
+    request: ApprovalRequest,
+    company: Company,
+    *,
+    link: str | None,
+    language: Language = Language.EN,
+    tz: str | None = None,
+) -> Rendered:
+    """The approver's DM, in their language (dates in their time zone): the ask while the link works, then what
+    became of it."""
     state = ApprovalStatus(request.status)
+    name = company.name
     if state is ApprovalStatus.COMPLETED and request.used_at:
         return Rendered(
-            dm_approved_blocks(company_name=company.name, at=request.used_at),
-            f"{escape(company.name)} approved — thank you",
+            dm_approved_blocks(company_name=name, at=request.used_at, language=language, tz=tz),
+            dm_ended_text(Ended.APPROVED, company_name=name, language=language),
         )
     if state is ApprovalStatus.DECLINED:
         return Rendered(
-            dm_declined_blocks(company_name=company.name, requester_name=requester(request)),
-            f"You declined connecting {escape(company.name)}",
+            dm_declined_blocks(company_name=name, requester_name=request.requested_by_name or "", language=language),
+            dm_ended_text(Ended.DECLINED, company_name=name, language=language),
         )
-    if state is ApprovalStatus.EXPIRED:
-        why = "this link expired unused; ask the person who sent it for a new one if it is still needed."
-        return Rendered(dm_closed_blocks(company_name=company.name, why=why), f"{escape(company.name)}: link expired")
-    if state is ApprovalStatus.SUPERSEDED or link is None:
-        why = "this request was replaced by a newer one, or withdrawn; the link in it no longer works."
-        return Rendered(dm_closed_blocks(company_name=company.name, why=why), f"{escape(company.name)}: link replaced")
+    if state is ApprovalStatus.EXPIRED or state is ApprovalStatus.SUPERSEDED or link is None:
+        ended = Ended.EXPIRED if state is ApprovalStatus.EXPIRED else Ended.REPLACED
+        return Rendered(
+            dm_closed_blocks(company_name=name, why=ended, language=language),
+            dm_ended_text(ended, company_name=name, language=language),
+        )
     assert request.id is not None
     ask = ApprovalAsk(
         request_id=request.id,
-        requester_name=requester(request),
+        requester_name=request.requested_by_name or "",
         firm_name=deps.settings.firm_name,
-        company_name=company.name,
+        company_name=name,
         org_number=company.org_number,
         country=Country(company.country),
         system=AccountingSystem(company.system),
         link=link,
         expires_at=request.expires_at,
+        language=language,
+        tz=tz,
     )
     return Rendered(dm_blocks(ask), dm_text(ask))
 

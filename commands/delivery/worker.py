@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.crypto import DecryptError
 from bot.domain.types import ApprovalStatus
+from bot.i18n import Language, language_for_locale, language_for_person
 from bot.runtime import Deps
 from bot.services import outbox
 from bot.services.outbox import Kind
@@ -38,6 +39,7 @@ from commands.approval import followup
 from commands.approval.views import requester_blocks
 from commands.card.views import approver
 from commands.delivery import render
+from commands.digest.deliver import deliver_digest
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,9 @@ UNREACHABLE = {
 }
 # Our message is wrong; retrying cannot help, the log says which.
 MALFORMED = {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments"}
+# Approvers' Slack locales and time zones, looked up when their DM is drawn: kept this long, for this many people.
+LOCALE_SECONDS = 3600.0
+LOCALE_PEOPLE = 1000
 
 
 class Wait(Exception):
@@ -93,6 +98,7 @@ class Deliverer:
         self._lock = asyncio.Lock()
         self._next_slot: dict[str, float] = defaultdict(float)
         self._warned: dict[str, float] = {}
+        self._locales: dict[str, tuple[float, str | None, str | None]] = {}
 
     async def run(self) -> None:
         """Deliver until shutdown, woken by commits that wrote outbox rows."""
@@ -218,6 +224,11 @@ class Deliverer:
             return Sent(channel=str(posted["channel"]), ts=str(posted["ts"]))
         if kind is Kind.INCIDENT:
             return await self._incident(session, message, lane)
+        if kind is Kind.DIGEST:
+            done = await deliver_digest(
+                self._deps, session, message, write=lambda method, **args: self._write(lane, method, **args)
+            )
+            return Sent(channel=done.channel, ts=done.ts)
         company = await session.get(Company, message.company_id) if message.company_id else None
         if company is None:
             return Sent(gave_up="company gone")
@@ -348,7 +359,8 @@ class Deliverer:
         if message.ts and message.channel:
             if request.status == ApprovalStatus.PENDING:
                 return Sent()
-            drawn = render.approval_dm(self._deps, request, company, link=None)
+            language, tz = await self._reader(session, message, company)
+            drawn = render.approval_dm(self._deps, request, company, link=None, language=language, tz=tz)
             await self._write(
                 lane, "chat_update", channel=message.channel, ts=message.ts, blocks=drawn.blocks, text=drawn.text
             )
@@ -356,7 +368,9 @@ class Deliverer:
         if request.status != ApprovalStatus.PENDING or not message.user_id or not message.secret_sealed:
             return Sent(clear_secret=True, gave_up=f"request {request.status}")
         await self._requester_name(session, request)
-        drawn = render.approval_dm(self._deps, request, company, link=self._deps.vault.open(message.secret_sealed))
+        language, tz = await self._reader(session, message, company)
+        link = self._deps.vault.open(message.secret_sealed)
+        drawn = render.approval_dm(self._deps, request, company, link=link, language=language, tz=tz)
         try:
             opened = await self._slack.conversations_open(users=message.user_id)
             channel = str(opened["channel"]["id"])
@@ -414,14 +428,50 @@ class Deliverer:
         request.requested_by_name = str(profile.get("real_name") or user.get("real_name") or user.get("name") or "")
         session.add(request)
 
+    async def _reader(self, session: AsyncSession, message: SlackMessage, company: Company) -> tuple[Language, str]:
+        """The approver's language and time zone for their DM: their Slack locale's language, else their
+        company's country's; kept on the DM's row once chosen, so that its edits read like the message."""
+        kept = language_for_locale(message.facts.get("language"))
+        if kept is not None:
+            return kept, str(message.facts.get("tz") or self._deps.settings.timezone)
+        locale, tz = await self._locale(message.user_id)
+        language = language_for_person(locale, company.country)
+        tz = tz or self._deps.settings.timezone
+        message.facts = {**message.facts, "language": language.value, "tz": tz}
+        session.add(message)
+        return language, tz
+
+    async def _locale(self, user_id: str | None) -> tuple[str | None, str | None]:
+        """A person's Slack locale ("nb-NO") and time zone, from users.info, cached in this process."""
+        cached = self._locales.get(user_id or "")
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1], cached[2]
+        if not user_id:
+            return None, None
+        try:
+            answer = await self._slack.users_info(user=user_id, include_locale=True)
+        except SlackApiError as exc:
+            if str(exc.response.get("error")) in UNREACHABLE:
+                return None, None  # the company's country decides
+            raise
+        user = answer["user"]
+        locale, tz = str(user.get("locale") or "") or None, str(user.get("tz") or "") or None
+        if len(self._locales) >= LOCALE_PEOPLE:
+            self._locales.clear()
+        self._locales[user_id] = (time.monotonic() + LOCALE_SECONDS, locale, tz)
+        return locale, tz
+
     async def _write(self, lane: str, method: str, **arguments: Any) -> Any:
-        """One Slack write, at most one a `SLACK_POST_INTERVAL_SECONDS` per channel."""
+        """One Slack write, at most one a `SLACK_POST_INTERVAL_SECONDS` per channel (counted from the end of the
+        previous write, so that Slack sees them at least that far apart however long each takes to arrive)."""
         interval = self._deps.settings.slack_post_interval_seconds
         wait = self._next_slot[lane] - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        self._next_slot[lane] = time.monotonic() + interval
-        return await getattr(self._slack, method)(**arguments)
+        try:
+            return await getattr(self._slack, method)(**arguments)
+        finally:
+            self._next_slot[lane] = max(self._next_slot[lane], time.monotonic() + interval)
 
     async def _failed(self, session: AsyncSession, message: SlackMessage, lane: str, exc: SlackApiError) -> None:
         assert message.id is not None

@@ -10,7 +10,12 @@ class FirmAction(StrEnum):
 
 
 class FirmView(StrEnum):
-    """The firm settings modal and its one field so far."""
+    """The firm settings modal and its fields."""
 
     SETTINGS = "firm_settings"
     NXT_CUSTOMER_IDS = "nxt_customer_ids"
+    STAFF_GROUP = "staff_usergroup"
+
+
+# The staff group option that keeps no group in the store, so the STAFF_USERGROUP setting applies.
+USE_SETTING = "use_setting"

@@ -79,10 +79,10 @@ async def test_a_company_missing_from_the_list_gets_the_activation_steps_and_che
     assert VISMA_CLIENT_ID in page.text
     again = await stack.browser.submit(page)
     assert again.status == 422
-    assert "Not connected yet" in again.text
-    assert "not activated for Havbris Holding AS" in " ".join(again.text.split())
+    assert "Ikke koblet til ennå" in again.text
+    assert "ikke aktivert for Havbris Holding AS" in " ".join(again.text.split())
     stack.nxt.activate(VISMA_CLIENT_ID, 3)
     done = await stack.browser.submit(again)
-    assert "is connected" in done.text
+    assert "er koblet til" in done.text
     await stack.settle()
     assert (await company(stack, "Havbris Holding AS")).state == CompanyState.HEALTHY

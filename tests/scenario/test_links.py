@@ -1,4 +1,5 @@
-"""Approval links and the OAuth return: every way they can go wrong ends on a clear page."""
+"""Approval links and the OAuth return: every way they can go wrong ends on a clear page (in Norwegian here: the
+company is Norwegian and so is Ola's Slack)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ async def test_a_used_link_is_refused_with_a_clear_page(stack):
     await approve(stack, link)
     page = await stack.browser.get(link)
     assert page.status == 410
-    assert "already been used" in page.text
+    assert "allerede brukt" in page.text
     assert "Traceback" not in page.html
 
 
@@ -20,7 +21,7 @@ async def test_an_expired_link_is_refused(stack, clock):
     clock.advance(days=stack.settings.approval_link_days, seconds=1)
     page = await stack.browser.get(approval_link(stack))
     assert page.status == 410
-    assert "expired" in page.text
+    assert "har utløpt" in page.text
 
 
 async def test_a_tampered_link_is_refused(stack):
@@ -28,7 +29,7 @@ async def test_a_tampered_link_is_refused(stack):
     link = approval_link(stack)
     page = await stack.browser.get(link[:-2] + ("AA" if not link.endswith("AA") else "BB"))
     assert page.status == 404
-    assert "does not work" in page.text
+    assert "does not work" in page.text  # no company behind it: the browser's language, else English
 
 
 async def test_a_wrong_or_replayed_oauth_state_is_refused(stack):
@@ -37,10 +38,10 @@ async def test_a_wrong_or_replayed_oauth_state_is_refused(stack):
     forged = await stack.browser.get(f"{callback}?code=anything&state=not-a-state-we-issued")
     missing = await stack.browser.get(f"{callback}?code=anything")
     assert forged.status == missing.status == 400
-    assert "could not match" in forged.text
+    assert "could not match" in forged.text  # no page of ours was read before: the browser's language, else English
 
     page = await approve(stack, approval_link(stack))
-    assert "is connected" in page.text
+    assert "er koblet til" in page.text
     replay = await stack.browser.get(page.url)  # the callback URL, code and state again
     assert replay.status == 400
 
@@ -53,10 +54,10 @@ async def test_the_page_says_who_asks_for_what(stack):
         "Fjordbris Regnskap",
         "Nordlys Bakeri AS",
         "988 077 917",
-        "full program permission",
-        "bookkeeping",
-        "no changes",
-        "Continue to Visma",
+        "full programtilgang",
+        "regnskapsmodulen",
+        "ingen endringer",
+        "Fortsett til Visma",
     ):
         assert words in page.text
     assert page.headers.get("referrer-policy") == "no-referrer"
@@ -68,10 +69,10 @@ async def test_declining_stops_the_link_and_tells_the_team(stack):
     link = approval_link(stack)
     page = await stack.browser.get(link)
     confirm = await stack.browser.submit(page, form_index=1)
-    assert "Decline connecting" in confirm.text
+    assert "Avslå tilkobling av" in confirm.text
     assert (await stack.browser.get(link)).status == 200  # asking to confirm changed nothing
     declined = await stack.browser.submit(confirm)
-    assert "declined" in declined.text
+    assert "Du avslo forespørselen" in declined.text
     await stack.settle()
     again = await stack.browser.get(link)
     assert again.status == 410
@@ -83,15 +84,15 @@ async def test_the_default_company_pitfall_is_caught_and_can_be_fixed(stack):
     link = approval_link(stack)
     page = await approve(stack, link, company_org="923609016")  # Feil Firma AS: Ola's default company
     assert page.status == 200
-    assert "wrong company" in page.text.lower()
+    assert "Feil firma ble koblet til" in page.text
     assert "Feil Firma AS" in page.text
-    assert "default company" in page.text
+    assert "standardfirma" in page.text
     card = block_text(cards(stack)[-1])
     assert "Needs action" in card
     alert = block_text(thread(stack)[-1])
     assert "Who can fix it" in alert
     assert "Send new approval link" in alert
-    retry = next(url for label, url in page.links if "Try again" in label)
+    retry = next(url for label, url in page.links if "Prøv igjen" in label)
 
     browser = stack.browser
     page = await browser.get(retry)
@@ -100,7 +101,7 @@ async def test_the_default_company_pitfall_is_caught_and_can_be_fixed(stack):
         page = await browser.submit(page, values={"company_id": stack.eaccounting.company_id_by_org("988077917")})
     page = await browser.submit(page, button=("decision", "accept"))
     await stack.settle()
-    assert "is connected" in page.text
+    assert "er koblet til" in page.text
     assert "vouchers" in block_text(cards(stack)[-1])
 
 
@@ -118,7 +119,7 @@ async def test_an_expired_link_is_said_on_the_card_in_the_thread_and_in_the_dm(s
     assert "expired" in block_text(cards(stack)[-1])
     assert "<@U0KARI>" in block_text(thread(stack)[-1])
     dm = stack.slack_world.current_messages(stack.slack_world.dm_channel_for(OLA))[-1]
-    assert "expired" in block_text(dm)
+    assert "utløp uten å bli brukt" in block_text(dm)
     assert not any(block.get("type") == "actions" for block in dm["blocks"])
     assert (await stack.browser.get(link)).status == 410
     await press(stack, CardAction.RESEND_LINK)

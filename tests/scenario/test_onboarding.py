@@ -36,20 +36,21 @@ async def test_from_addcompany_to_the_first_sync(stack):
     assert "988 077 917" in block_text(card)
     assert "Awaiting approval" in block_text(card)
 
+    # Ola uses Slack in Norwegian, and Nordlys Bakeri is Norwegian: his DM and the pages are in Norwegian.
     dm = stack.slack_world.current_messages(stack.slack_world.dm_channel_for(OLA))[-1]
-    assert "Kari Nordmann at Fjordbris Regnskap asks you to connect" in block_text(dm)
-    assert "full program permission" in block_text(dm)
+    assert "Kari Nordmann i Fjordbris Regnskap ber deg koble til" in block_text(dm)
+    assert "full programtilgang" in block_text(dm)
 
     page = await approve(stack, approval_link(stack))
     assert page.status == 200
-    assert "Nordlys Bakeri AS is connected" in page.text
+    assert "Nordlys Bakeri AS er koblet til" in page.text
 
     [card] = cards(stack)  # still one card: edited in place, never reposted
     shown = block_text(card)
     assert "Connected by Ola Nordmann" in shown
     assert "vouchers" in shown
     assert "Jan–" in shown
-    assert "approved on" in block_text(stack.slack_world.current_messages(stack.slack_world.dm_channel_for(OLA))[-1])
+    assert "ble godkjent" in block_text(stack.slack_world.current_messages(stack.slack_world.dm_channel_for(OLA))[-1])
     notes = [block_text(message) for message in thread(stack)]
     assert any("First sync done" in note for note in notes)
 
@@ -170,7 +171,7 @@ async def test_an_approver_who_cannot_get_a_dm_gets_the_link_through_the_request
     assert "Awaiting approval" in block_text(cards(stack)[-1])
     stack.slack_world.switches.fail = {}
     page = await approve(stack, link)
-    assert "is connected" in page.text
+    assert "er koblet til" in page.text
 
 
 async def test_a_company_approved_by_email_sends_the_link_to_the_requester(stack):

@@ -75,7 +75,7 @@ async def test_a_slack_outage_delays_the_flow_but_leaves_nothing_half_done(stack
     [confirmation] = stack.slack_world.calls_to("chat.postEphemeral")
     assert "went to <@U0OLA> by DM" in block_text(confirmation.args)
     page = await approve(stack, link)
-    assert "is connected" in page.text
+    assert "er koblet til" in page.text
     await stack.settle()
     assert "Connected by" in block_text(cards(stack)[-1])
 
@@ -181,7 +181,7 @@ async def test_names_from_people_and_from_visma_cannot_ping_or_plant_links(stack
     assert await submit(stack, view, STEP3) == {}
     await stack.settle()
     page = await approve(stack, approval_link(stack), company_org="923609016")  # the wrong company, named by Visma
-    assert "wrong company" in page.text.lower()
+    assert "feil firma" in page.text.lower()
     await stack.settle()
     sent = slack_calls_text(stack)
     for marker in INJECTED:
@@ -284,7 +284,7 @@ async def test_a_decline_during_the_token_exchange_wins(stack):
     page = await stack.browser.get(callback)
     await stack.settle()
     assert page.status == 410
-    assert "declined" in page.text
+    assert "ble avslått" in page.text
     company = await company_row(stack)
     assert company.state == CompanyState.AWAITING_APPROVAL
     async with stack.deps.store.session() as session:
@@ -297,7 +297,7 @@ async def test_a_second_sign_in_does_not_break_the_first(stack):
     first = await _until_callback(stack, link)
     await stack.browser.submit(await stack.browser.get(link))  # "Continue" again in another tab
     page = await stack.browser.get(first)
-    assert "is connected" in page.text
+    assert "er koblet til" in page.text
 
 
 async def test_the_approver_can_be_changed_from_the_card(stack):
@@ -316,7 +316,7 @@ async def test_the_approver_can_be_changed_from_the_card(stack):
     assert (await stack.browser.get(first_link)).status == 410
     assert "<@U0PER>" in block_text(cards(stack)[-1])
     ola = stack.slack_world.current_messages(stack.slack_world.dm_channel_for(OLA))[-1]
-    assert "no longer works" in block_text(ola)  # Ola's DM lost its link
+    assert "virker ikke lenger" in block_text(ola)  # Ola's DM lost its link (in Norwegian, as his Slack)
 
 
 async def test_what_slack_did_not_take_survives_a_restart(database_url, clock):

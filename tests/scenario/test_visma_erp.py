@@ -52,7 +52,7 @@ async def company(stack):
 async def test_consent_connects_keeps_a_refresh_token_and_syncs(stack):
     await add_erp_company(stack)
     page = await consent(stack)
-    assert "is connected" in page.text, page.text
+    assert "er koblet til" in page.text, page.text
     found = await company(stack)
     assert found.state == CompanyState.HEALTHY
     assert found.external_id == SJOMAT_TENANT  # the tenant the approver picked, kept for the hourly window

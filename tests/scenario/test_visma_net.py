@@ -53,7 +53,7 @@ async def test_the_approver_gives_the_tenant_id_and_the_company_is_checked_and_s
     assert "API User" in words
     assert "Tenant ID" in words
     done = await stack.browser.submit(page, values={"tenant_id": SJOMAT_TENANT})
-    assert "is connected" in done.text, done.text
+    assert "er koblet til" in done.text, done.text
     await stack.settle()
     found = await company(stack, "Havbris Sjømat AS")
     assert found.state == CompanyState.HEALTHY
@@ -69,12 +69,12 @@ async def test_a_tenant_not_yet_integrated_is_explained_and_checked_again(stack)
     page = await stack.browser.get(approval_link(stack))
     first = await stack.browser.submit(page, values={"tenant_id": EIENDOM_TENANT})
     assert first.status == 422
-    assert "Not connected yet" in first.text
+    assert "Ikke koblet til ennå" in first.text
     assert "Integration Administrator" in " ".join(first.text.split())
     assert (await company(stack, "Havbris Eiendom AS")).state == CompanyState.AWAITING_APPROVAL
     stack.visma_net.approve(VISMA_CLIENT_ID, EIENDOM_TENANT, [SERVICE_READ])
     done = await stack.browser.submit(first, values={"tenant_id": EIENDOM_TENANT})
-    assert "is connected" in done.text
+    assert "er koblet til" in done.text
 
 
 async def test_the_tenant_of_another_company_is_not_kept(stack):
@@ -82,7 +82,7 @@ async def test_the_tenant_of_another_company_is_not_kept(stack):
     page = await stack.browser.get(approval_link(stack))
     wrong = await stack.browser.submit(page, values={"tenant_id": SJOMAT_TENANT})
     assert wrong.status == 422
-    assert "belongs to another company" in wrong.text
+    assert "hører til et annet firma" in wrong.text
     assert "Havbris Sjømat AS" in wrong.text
     async with stack.deps.store.session() as session:
         assert (await session.exec(select(Connection))).all() == []
@@ -94,7 +94,7 @@ async def test_the_customer_tenant_instead_of_the_company_is_explained(stack):
     page = await stack.browser.get(approval_link(stack))
     answer = await stack.browser.submit(page, values={"tenant_id": SJOMAT_TENANT})
     assert answer.status == 422
-    assert "customer" in answer.text.lower()
+    assert "Visma-kundens, ikke firmaets" in answer.text
 
 
 async def test_the_team_is_warned_two_weeks_before_the_client_secret_expires(database_url, clock):

@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -216,3 +216,84 @@ async def test_the_flaky_switch_over_http_and_its_seed(slack):
     assert failures(11) != failures(12)
     world.switches.flaky = 0.0
     assert (await client.users_info(user="U0KARI"))["ok"]
+
+
+def png(width: int = 3, height: int = 2) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (0, 114, 178)).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def test_files_upload_v2_puts_a_png_in_a_thread(slack):
+    world, client = slack
+    parent = await client.chat_postMessage(channel="C0ALERTS", text="digest")
+    done = await client.files_upload_v2(
+        channel="C0ALERTS",
+        thread_ts=parent["ts"],
+        file=png(40, 30),
+        filename="chart.png",
+        title="Sync health",
+        alt_txt="a bar chart",
+        initial_comment="the chart",
+    )
+    [asked] = world.calls_to("files.getUploadURLExternal")
+    assert (asked.args["filename"], int(asked.args["length"])) == ("chart.png", len(png(40, 30)))
+    upload_url = asked.response["upload_url"]
+    assert upload_url.startswith(client.base_url.removesuffix("api/"))  # the fake itself
+    assert upload_url.endswith(done["file"]["id"])
+    [completed] = world.calls_to("files.completeUploadExternal")
+    assert completed.args["channel_id"] == "C0ALERTS"
+    file = done["file"]
+    assert (file["title"], file["mimetype"], file["original_w"], file["original_h"]) == (
+        "Sync health",
+        "image/png",
+        40,
+        30,
+    )
+    assert world.files[file["id"]]["content"] == png(40, 30)
+    reply = world.current_messages("C0ALERTS")[-1]
+    assert (reply["thread_ts"], reply["text"], reply["files"][0]["id"]) == (parent["ts"], "the chart", file["id"])
+
+
+async def test_an_upload_is_checked_at_each_step(slack):
+    world, client = slack
+    with pytest.raises(SlackApiError) as empty:
+        await client.files_getUploadURLExternal(filename="chart.png", length=0)
+    assert empty.value.response["error"] == "missing_argument"
+    ticket = await client.files_getUploadURLExternal(filename="chart.png", length=len(png()))
+    with pytest.raises(SlackApiError) as early:
+        await client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}], channel_id="C0ALERTS")
+    assert early.value.response["error"] == "file_not_found"  # nothing was uploaded yet
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(ticket["upload_url"], content=b"GIF89a" + b"\0" * (len(png()) - 6))).status_code == 400
+        assert (await http.post(ticket["upload_url"], content=png()[:-1])).status_code == 400  # not the length given
+        assert (await http.post(ticket["upload_url"] + "X", content=png())).status_code == 404
+        accepted = await http.post(ticket["upload_url"], content=png())
+        assert (accepted.status_code, accepted.text) == (200, f"OK - {len(png())}")
+    world.add_channel("C0QUIET", bot_member=False)
+    for channel, error in (("C0QUIET", "not_in_channel"), ("C0NOPE", "channel_not_found")):
+        with pytest.raises(SlackApiError) as refused:
+            await client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}], channel_id=channel)
+        assert refused.value.response["error"] == error
+    await client.files_completeUploadExternal(files=[{"id": ticket["file_id"], "title": "t"}], channel_id="C0ALERTS")
+    assert world.current_messages("C0ALERTS")[-1]["files"][0]["title"] == "t"
+    with pytest.raises(SlackApiError) as again:
+        await client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}], channel_id="C0ALERTS")
+    assert again.value.response["error"] == "file_not_found"  # an upload ticket is used once
+
+
+async def test_the_file_service_can_fail_and_refuses_what_is_not_a_png(slack):
+    world, client = slack
+    world.switches.upload_failures = 1
+    with pytest.raises(SlackRequestError):
+        await client.files_upload_v2(channel="C0ALERTS", file=png(), filename="chart.png")
+    with pytest.raises(SlackRequestError):
+        await client.files_upload_v2(channel="C0ALERTS", file=b"not a picture", filename="chart.png")
+    assert world.current_messages("C0ALERTS") == []
+    assert not world.calls_to("files.completeUploadExternal")
+    done = await client.files_upload_v2(channel="C0ALERTS", file=png(), filename="chart.png")
+    assert world.current_messages("C0ALERTS")[0]["files"][0]["id"] == done["file"]["id"]
