@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/schedule.py
 	$(BIN)/python bench/reliability.py
+	$(BIN)/python bench/alert_storm.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

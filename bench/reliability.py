@@ -145,6 +145,12 @@ def org_numbers(start: int) -> Iterator[str]:
 
 
 @dataclass
+def in_english(link: str) -> str:
+    """An approval link as an English-reading approver opens it (the page is otherwise in the company's
+    language, and the checks below read its English words)."""
+    return link + ("&" if "?" in link else "?") + "lang=en"
+
+
 class Flow:
     """One company's onboarding as the people involved would do it."""
 
@@ -484,7 +490,7 @@ class Bench:
                 if link in self.link_company:
                     continue
                 try:
-                    page = await self.browser.get(link)
+                    page = await self.browser.get(in_english(link))
                 except httpx.HTTPError:
                     continue
                 numbers = re.findall(r"\d{3} \d{3} \d{3}", page.text)
@@ -493,7 +499,7 @@ class Bench:
     async def link_works(self, link: str) -> bool:
         """Whether the approval page behind a link opens."""
         try:
-            return (await self.browser.get(link)).status == 200
+            return (await self.browser.get(in_english(link))).status == 200
         except httpx.HTTPError:
             return False
 
@@ -587,7 +593,7 @@ class Bench:
     async def approve(self, flow: Flow, link: str, *, wrong_first: bool = False) -> Page | None:
         """The approver opens the link and goes through Visma's login, picker and consent."""
         try:
-            page = await self.browser.get(link)
+            page = await self.browser.get(in_english(link))
             if page.status != 200 or not page.forms:
                 return page
             page = await self.browser.submit(page)

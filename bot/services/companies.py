@@ -37,6 +37,8 @@ class ReconciliationSettings(BaseModel):
     responsible_user_id: str
     modules: list[str]
     comment: str | None = None
+    # The channel of the team that looks after the company (its card and alerts go there), else ALERT_CHANNEL.
+    channel: str | None = None
 
 
 class CompanyDraft(CompanyIdentity, ReconciliationSettings):
@@ -93,6 +95,7 @@ async def register(
         state=CompanyState.AWAITING_APPROVAL,
         state_since=now,
         comment=draft.comment,
+        channel=draft.channel,
         period_type=draft.period_type,
         fiscal_year_start_month=draft.fiscal_year_start_month,
         reconciliation_start=draft.reconciliation_start,

@@ -78,7 +78,7 @@ async def card(session: AsyncSession, *, company: Company, now: datetime) -> Sla
     assert company.id is not None
     message = await card_of(session, company_id=company.id)
     if message is None:
-        message = _new(session, kind=Kind.CARD, now=now, company_id=company.id)
+        message = _new(session, kind=Kind.CARD, now=now, company_id=company.id, channel=company.channel)
         await session.flush()
     else:
         changed(session, message, now=now)
@@ -123,36 +123,40 @@ async def alert(session: AsyncSession, *, company: Company, problem: Problem, no
         return current
     if current is not None:
         await close_alert(session, current, how="replaced", now=now)
-    parent = await card(session, company=company, now=now)
-    message = _new(
-        session,
-        kind=Kind.ALERT,
-        now=now,
-        company_id=company.id,
-        parent_id=parent.id,
-        cause=f"{company.system}:{problem.code}",
-        facts={"problem": problem.facts(), "code": problem.code, "count": 1, "last_seen": now.isoformat()},
-    )
-    await session.flush()
-    await _roll_up(session, message, problem=problem.facts(), now=now)
-    return message
+    facts = {"problem": problem.facts(), "code": problem.code, "count": 1, "last_seen": now.isoformat()}
+    return await _trouble(session, company, kind=Kind.ALERT, cause=problem.code, facts=facts, problem=problem, now=now)
 
 
 async def outage(session: AsyncSession, *, company: Company, now: datetime, **facts: Any) -> SlackMessage:
     """The company's syncs have failed for a while for a reason nobody at the client can fix (Visma does not
     answer): a note in its thread, or a line in the roll-up when many companies of the system fail at once."""
+    facts = {"note": Note.OUTAGE, **facts}
+    return await _trouble(session, company, kind=Kind.NOTE, cause="outage", facts=facts, problem=None, now=now)
+
+
+async def _trouble(
+    session: AsyncSession,
+    company: Company,
+    *,
+    kind: Kind,
+    cause: str,
+    facts: dict[str, Any],
+    problem: Problem | None,
+    now: datetime,
+) -> SlackMessage:
+    """A new alert or outage note in the company's thread, rolled up with others of the same cause."""
     parent = await card(session, company=company, now=now)
     message = _new(
         session,
-        kind=Kind.NOTE,
+        kind=kind,
         now=now,
         company_id=company.id,
         parent_id=parent.id,
-        cause=f"{company.system}:outage",
-        facts={"note": Note.OUTAGE, **facts},
+        cause=f"{company.system}:{cause}",
+        facts=facts,
     )
     await session.flush()
-    await _roll_up(session, message, problem=None, now=now)
+    await _roll_up(session, message, problem=problem.facts() if problem else None, now=now)
     return message
 
 

@@ -86,6 +86,7 @@ class Console:
         return {
             "user": user,
             "users": users,
+            "channels": sorted(world.channels),
             "names": names,
             "bot_url": self.events_url,
             "channel": {"id": self.channel, "messages": _threaded(world.current_messages(self.channel))},

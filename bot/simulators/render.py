@@ -54,6 +54,9 @@ def _element(element: Mapping[str, Any], users: Mapping[str, str] | None) -> str
     if kind in {"users_select", "multi_users_select"}:
         initial = element.get("initial_user")
         return f"▾ {'@' + (users or {}).get(initial, initial) if initial else 'pick a person…'}"
+    if kind == "conversations_select":
+        initial = element.get("initial_conversation")
+        return f"▾ {'#' + initial if initial else 'pick a channel…'}"
     if kind == "datepicker":
         return f"📅 {element.get('initial_date', 'pick a date…')}"
     if kind in {"checkboxes", "radio_buttons"}:

@@ -59,6 +59,11 @@ def picked_user(user_id: str) -> dict[str, Any]:
     return {"type": "users_select", "selected_user": user_id}
 
 
+def picked_channel(channel_id: str) -> dict[str, Any]:
+    """A conversations select's state."""
+    return {"type": "conversations_select", "selected_conversation": channel_id}
+
+
 class SlackSide:
     """Sends what Slack would send when people use the app."""
 

@@ -47,6 +47,8 @@ class Company(SQLModel, table=True):
     state_reason: str | None = None
     state_since: datetime
     comment: str | None = None
+    # The channel of the team that looks after the company, when it is not the firm's ALERT_CHANNEL.
+    channel: str | None = None
     period_type: str
     fiscal_year_start_month: int
     reconciliation_start: date

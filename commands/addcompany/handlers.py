@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import aiohttp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
@@ -66,10 +68,16 @@ async def company_submitted(ack: AsyncAck, view: dict[str, Any], context: AsyncB
     await ack(response_action="update", view=settings_view(state, requester=requester, today=deps.clock().date()))
 
 
-async def settings_submitted(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
-    """Step 2 submitted: check the settings, then show step 3."""
+async def settings_submitted(
+    ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
+    """Step 2 submitted: check the settings (and that the bot is in the team channel chosen), then show step 3."""
     deps: Deps = context["deps"]
     step, errors = parse.settings_step(view["state"]["values"], today=deps.clock().date())
+    if step is not None and step.channel and step.channel != deps.settings.alert_channel:
+        refused = await _channel_refused(client, step.channel)
+        if refused:
+            step, errors = None, {Field.CHANNEL: refused}
     if step is None:
         await ack(response_action="errors", errors=errors)
         return
@@ -137,3 +145,24 @@ def _option(value: str, text: str) -> dict[str, Any]:
 
 def _already(name: str, state: str) -> str:
     return f"{name} is already registered ({state.replace('_', ' ')}). Run /addcompany again to see its options."
+
+
+CHANNEL_CHECK_SECONDS = 1.5
+
+
+async def _channel_refused(client: AsyncWebClient, channel: str) -> str | None:
+    """Why the card could not be posted in `channel`, or None. Slack answering slowly or not at all is no reason
+    to refuse the step: the deliverer then says in the log what is wrong, and retries."""
+    try:
+        answer = await asyncio.wait_for(client.conversations_info(channel=channel), CHANNEL_CHECK_SECONDS)
+    except SlackApiError as exc:
+        if exc.response.get("error") in ("channel_not_found", "not_in_channel"):
+            return "The bot cannot see that channel: invite it there first (/invite @the bot), or leave this empty."
+        return None
+    except (TimeoutError, aiohttp.ClientError):
+        return None
+    if not answer["channel"].get("is_member", False):
+        return "The bot is not in that channel yet: invite it there first (/invite @the bot), or leave this empty."
+    if answer["channel"].get("is_archived", False):
+        return "That channel is archived; choose another one, or leave this empty."
+    return None

@@ -31,5 +31,6 @@ class Field(StrEnum):
     RESPONSIBLE = "responsible_user"
     MODULES = "modules"
     COMMENT = "comment"
+    CHANNEL = "team_channel"
     APPROVER_USER = "approver_user"
     APPROVER_EMAIL = "approver_email"

@@ -21,6 +21,10 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EARLIEST_START = date(2000, 1, 1)
 
 
+# A public or private channel's id (a DM starts with D, a person with U or W).
+_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
+
+
 def _element(values: Values, field: Field) -> dict[str, Any]:
     return values.get(field.value, {}).get(field.value, {})
 
@@ -105,6 +109,9 @@ def settings_step(values: Values, *, today: date) -> tuple[ReconciliationSetting
     if not responsible:
         errors[Field.RESPONSIBLE] = "Choose who is responsible for the reconciliation."
     modules = [str(option["value"]) for option in _element(values, Field.MODULES).get("selected_options") or []]
+    channel = _element(values, Field.CHANNEL).get("selected_conversation")
+    if channel is not None and not _CHANNEL.fullmatch(str(channel)):
+        errors[Field.CHANNEL] = "Choose a channel (not a person or a direct message), or leave it empty."
     if errors or start is None:
         return None, errors
     return (
@@ -116,6 +123,7 @@ def settings_step(values: Values, *, today: date) -> tuple[ReconciliationSetting
             responsible_user_id=str(responsible),
             modules=[Module(module).value for module in modules],
             comment=_text(values, Field.COMMENT) or None,
+            channel=str(channel) if channel else None,
         ),
         {},
     )

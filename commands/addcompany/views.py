@@ -12,6 +12,8 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     CheckboxesElement,
     ContextBlock,
+    ConversationFilter,
+    ConversationSelectElement,
     DatePickerElement,
     EmailInputElement,
     ExternalDataSelectElement,
@@ -217,6 +219,17 @@ def settings_view(state: AddCompanyState, *, requester: str, today: date) -> Vie
             block_id=Field.RESPONSIBLE,
             label="Responsible for the reconciliation",
             element=UserSelectElement(action_id=Field.RESPONSIBLE, initial_user=requester),
+        ),
+        InputBlock(
+            block_id=Field.CHANNEL,
+            label="Team channel",
+            optional=True,
+            hint="Where its card and alerts go, for a team that looks after its own clients. Leave it empty for the "
+            "firm's team channel. Invite the bot there first.",
+            element=ConversationSelectElement(
+                action_id=Field.CHANNEL,
+                filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
+            ),
         ),
         InputBlock(
             block_id=Field.MODULES,

@@ -25,6 +25,7 @@ from slack_sdk.models.views import View
 from bot.domain.orgnumber import display
 from bot.domain.problems import Fix, Problem
 from bot.domain.types import CompanyState
+from bot.i18n import N_, Language, translate
 from bot.services.outbox import Note
 from bot.services.status import Card, Failing, LastSync
 from bot.slack_format import day, escape, fill, mention, when
@@ -194,13 +195,13 @@ def _deactivate(value: str) -> ButtonElement:
 
 
 _RESOLVED = {
-    "sync_works": "the sync works again ({summary}).",
-    "approved_again": "approved again by {approver}, and the right company came back.",
-    "new_link": "a new approval link was sent.",
-    "replaced": "a newer problem replaced this one (see below).",
-    "cancelled": "the company was cancelled.",
-    "marked": "marked resolved by {by}.",
-    "deactivated": "the company was deactivated.",
+    "sync_works": N_("the sync works again ({summary})."),
+    "approved_again": N_("approved again by {approver}, and the right company came back."),
+    "new_link": N_("a new approval link was sent."),
+    "replaced": N_("a newer problem replaced this one (see below)."),
+    "cancelled": N_("the company was cancelled."),
+    "marked": N_("marked resolved by {by}."),
+    "deactivated": N_("the company was deactivated."),
 }
 
 
@@ -214,66 +215,78 @@ def alert_blocks(
     resolved: str | None = None,
     facts: Mapping[str, Any] | None = None,
     snoozed_until: datetime | None = None,
+    language: Language = Language.EN,
 ) -> list[Block]:
-    """A problem in the card's thread: what happened, who can fix it, how, and the button that fixes it.
-    Once resolved it keeps its explanation, gains a resolved line and loses its buttons."""
+    """A problem in the card's thread: what happened, who can fix it, how, and the button that fixes it, in the
+    responsible person's language. Once resolved it keeps its explanation, gains a resolved line and loses its
+    buttons."""
     facts = facts or {}
     blocks: list[Block] = []
     if facts.get("folded") and resolved is None:
-        return [SectionBlock(text=MarkdownTextObject(text=folded_line(company_name)))]
+        return [SectionBlock(text=MarkdownTextObject(text=folded_line(company_name, language)))]
     if problem is not None:
+        problem = problem.in_language(language)
         steps = "\n".join(f"{index}. {fill(step, problem.values)}" for index, step in enumerate(problem.steps, 1))
-        repeated = f" (seen {count} times, last {when(_moment(facts.get('last_seen')))})" if count > 1 else ""
+        repeated = ""
+        if count > 1:
+            last = when(_moment(facts.get("last_seen")))
+            repeated = " " + translate(language, "(seen {count} times, last {last})", count=count, last=last)
+        says = translate(language, "Visma says: {what}", what=fill(problem.what, problem.values))
+        who = translate(language, "Who can fix it:")
+        how = translate(language, "How:")
         blocks += [
             SectionBlock(
                 text=MarkdownTextObject(
-                    text=f"{mention(responsible_user_id)} *{escape(company_name)}* — Visma says "
-                    f"{fill(problem.what, problem.values)} ({escape(problem.code)}){repeated}."
+                    text=f"{mention(responsible_user_id)} *{escape(company_name)}* — {says} "
+                    f"({escape(problem.code)}){repeated}."
                 )
             ),
             SectionBlock(
-                text=MarkdownTextObject(text=f"*Who can fix it:* {fill(problem.who, problem.values)}\n*How:*\n{steps}")
+                text=MarkdownTextObject(text=f"*{who}* {fill(problem.who, problem.values)}\n*{how}*\n{steps}")
             ),
         ]
     if resolved is not None:
-        blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=f"✅ Resolved: {resolved_line(resolved, facts)}")])
-        )
+        line = translate(language, "Resolved: {how}", how=resolved_line(resolved, facts, language))
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"✅ {line}")]))
         return blocks
     if snoozed_until is not None:
         by = mention(str(facts.get("snoozed_by") or ""))
-        blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=f"😴 Snoozed by {by} until {when(snoozed_until)}")])
-        )
+        line = translate(language, "Snoozed by {by} until {until}", by=by, until=when(snoozed_until))
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"😴 {line}")]))
     value = ref.encode()
+
+    def button(label: str, action: CardAction, style: str | None = None) -> ButtonElement:
+        return ButtonElement(text=label, action_id=action, value=value, style=style)
+
     if problem is not None and problem.fix is Fix.NEW_LINK:
         fixes = [
-            ButtonElement(
-                text="Send new approval link", action_id=CardAction.RESEND_LINK, value=value, style="primary"
-            ),
-            ButtonElement(text="Change approver", action_id=CardAction.CHANGE_APPROVER, value=value),
-            ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=value),
+            button(translate(language, "Send new approval link"), CardAction.RESEND_LINK, "primary"),
+            button(translate(language, "Change approver"), CardAction.CHANGE_APPROVER),
+            button(translate(language, "Retry now"), CardAction.RETRY),
         ]
     elif problem is not None and problem.fix is Fix.RETRY:
-        fixes = [ButtonElement(text="Retry now", action_id=CardAction.RETRY, value=value, style="primary")]
+        fixes = [button(translate(language, "Retry now"), CardAction.RETRY, "primary")]
     else:
         return blocks
     if snoozed_until is None:
         fixes += [
-            ButtonElement(text="Snooze a day", action_id=CardAction.SNOOZE_DAY, value=value),
-            ButtonElement(text="Snooze a week", action_id=CardAction.SNOOZE_WEEK, value=value),
+            button(translate(language, "Snooze a day"), CardAction.SNOOZE_DAY),
+            button(translate(language, "Snooze a week"), CardAction.SNOOZE_WEEK),
         ]
     else:
-        fixes.append(ButtonElement(text="Unsnooze", action_id=CardAction.UNSNOOZE, value=value))
-    blocks.append(ActionsBlock(elements=[*fixes, _mark_resolved(ref)]))
+        fixes.append(button(translate(language, "Unsnooze"), CardAction.UNSNOOZE))
+    fixes.append(button(translate(language, "Mark resolved"), CardAction.MARK_RESOLVED))
+    blocks.append(ActionsBlock(elements=fixes))
     return blocks
 
 
-def folded_line(company_name: str) -> str:
+def folded_line(company_name: str, language: Language = Language.EN) -> str:
     """An alert posted before many companies had the same problem: the roll-up in the channel now lists it."""
-    return (
-        f"↪ *{escape(company_name)}* is one of several companies with the same problem at the same time; they are "
-        "listed, and followed, in one message in the channel. The card above keeps this company's own buttons."
+    return "↪ " + translate(
+        language,
+        "*{company}* is one of several companies with the same problem at the same time; they are listed, and "
+        "followed, in one message in the channel. The card above keeps this company's own buttons.",
+        company=escape(company_name),
     )
 
 
@@ -352,18 +365,15 @@ def incident_text(system_label: str, problem: Problem | None, open_count: int, c
     return f"{system_label}: {escape(what)} — {state}"
 
 
-def _mark_resolved(ref: ButtonRef) -> ButtonElement:
-    """For a problem fixed by other means (or no longer relevant): closes the alert, keeping its story."""
-    return ButtonElement(text="Mark resolved", action_id=CardAction.MARK_RESOLVED, value=ref.encode())
-
-
-def resolved_line(how: str, facts: Mapping[str, Any] | None) -> str:
+def resolved_line(how: str, facts: Mapping[str, Any] | None, language: Language = Language.EN) -> str:
     """How an alert was resolved, in words."""
     facts = facts or {}
     template = _RESOLVED.get(how)
     if template is None:
         return escape(how)
-    return template.format(
+    return translate(
+        language,
+        template,
         summary=summary_from(facts.get("summary")),
         approver=escape(str(facts.get("approver", ""))),
         by=mention(str(facts.get("by") or "")),

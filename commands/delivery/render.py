@@ -69,7 +69,7 @@ def note(message: SlackMessage, company: Company) -> Rendered:
     return Rendered(blocks, text)
 
 
-def alert(message: SlackMessage, company: Company) -> Rendered:
+def alert(message: SlackMessage, company: Company, language: Language = Language.EN) -> Rendered:
     """An alert, open (with the buttons that fix it) or resolved (with how)."""
     assert company.id is not None
     assert message.id is not None
@@ -86,6 +86,7 @@ def alert(message: SlackMessage, company: Company) -> Rendered:
         resolved=resolved,
         facts=facts,
         snoozed_until=message.snoozed_until,
+        language=language,
     )
     return Rendered(blocks, alert_text(company.name, problem, resolved))
 

@@ -250,7 +250,9 @@ class Deliverer:
     async def _tell_requester(
         self, session: AsyncSession, message: SlackMessage, request: ApprovalRequest, company: Company, lane: str
     ) -> Sent:
+        language, _ = await self._reader(session, message, company)
         blocks, text = followup.requester_note(
+            language=language,
             event=str(message.facts.get("event")),
             company_name=company.name,
             approver=approver(request.approver_user_id, request.approver_email),
@@ -266,7 +268,11 @@ class Deliverer:
             return Sent(gave_up=f"request {request.status}")  # used or replaced meanwhile: nothing to remind of
         to_approver = message.facts.get("to") == "approver"
         dm = await session.get(SlackMessage, message.parent_id) if message.parent_id else None
+        if dm is not None and dm.facts.get("language") and not message.facts.get("language"):
+            message.facts = {**message.facts, "language": dm.facts["language"]}  # the language of the DM above
+        language, _ = await self._reader(session, message, company)
         blocks, text = followup.reminder(
+            language=language,
             to_approver=to_approver,
             company_name=company.name,
             approver=approver(request.approver_user_id, request.approver_email),
@@ -331,9 +337,14 @@ class Deliverer:
         return Sent(channel=str(posted["channel"]), ts=str(posted["ts"]))
 
     async def _thread(self, session: AsyncSession, message: SlackMessage, company: Company, lane: str) -> Sent:
-        drawn = render.alert(message, company) if message.kind == Kind.ALERT else render.note(message, company)
         if message.facts.get("folded") and not message.ts:
             return Sent()  # one of many with the same cause: the roll-up in the channel lists it
+        if message.kind == Kind.ALERT:
+            # In the language of the person it mentions, the one responsible for the company.
+            language, _ = await self._reader(session, message, company, person=company.responsible_user_id)
+            drawn = render.alert(message, company, language)
+        else:
+            drawn = render.note(message, company)
         if message.ts and message.channel:
             if message.kind == Kind.NOTE and not message.facts.get("folded"):
                 return Sent()  # notes are said once (a folded one is edited to point at its roll-up)
@@ -428,13 +439,16 @@ class Deliverer:
         request.requested_by_name = str(profile.get("real_name") or user.get("real_name") or user.get("name") or "")
         session.add(request)
 
-    async def _reader(self, session: AsyncSession, message: SlackMessage, company: Company) -> tuple[Language, str]:
-        """The approver's language and time zone for their DM: their Slack locale's language, else their
-        company's country's; kept on the DM's row once chosen, so that its edits read like the message."""
+    async def _reader(
+        self, session: AsyncSession, message: SlackMessage, company: Company, *, person: str | None = None
+    ) -> tuple[Language, str]:
+        """The language and time zone of the person a message is for (its `user_id` unless told): their Slack
+        locale's language, else their company's country's; kept on the message's row once chosen, so that its
+        edits read like the message."""
         kept = language_for_locale(message.facts.get("language"))
         if kept is not None:
             return kept, str(message.facts.get("tz") or self._deps.settings.timezone)
-        locale, tz = await self._locale(message.user_id)
+        locale, tz = await self._locale(person or message.user_id)
         language = language_for_person(locale, company.country)
         tz = tz or self._deps.settings.timezone
         message.facts = {**message.facts, "language": language.value, "tz": tz}

@@ -149,10 +149,10 @@ async def test_the_approver_is_reminded_once_before_the_link_runs_out(stack, clo
     assert await scheduler.remind_approvers(stack.deps) == 1
     assert await scheduler.remind_approvers(stack.deps) == 0
     await stack.settle()
-    last = dms_to(stack, OLA)[-1]
-    assert "Reminder" in last
+    last = dms_to(stack, OLA)[-1]  # Ola's Slack speaks Norwegian, as his approval DM did
+    assert "Påminnelse" in last
     assert "Nordlys Bakeri AS" in last
-    assert "runs out" in last
+    assert "går ut" in last
 
 
 async def test_the_requester_hears_when_the_link_is_approved(stack):
@@ -175,3 +175,24 @@ async def test_the_requester_hears_when_the_approval_fails(stack):
     await approve(stack, approval_link(stack), company_org="923609016")  # and again: said once
     assert any("did not complete" in text for text in dms_to(stack, KARI))
     assert sum("did not complete" in text for text in dms_to(stack, KARI)) == 1
+
+
+async def test_an_alert_speaks_the_responsible_persons_language(stack):
+    stack.slack_world.users[KARI].locale = "sv-SE"
+    await add_company(stack)
+    await approve(stack, approval_link(stack))
+    stack.eaccounting.switches.no_full_permission = True
+    await press(stack, CardAction.SYNC_NOW)
+    alert = thread(stack)[-1]
+    text = block_text(alert)
+    assert "Visma säger:" in text
+    assert "Vem kan åtgärda det:" in text or "Vem" in text
+    assert f"<@{KARI}>" in text
+    labels = [element["text"]["text"] for block in alert["blocks"] for element in block.get("elements", [])]
+    assert "Pausa en dag" in labels
+    await press(stack, CardAction.SNOOZE_DAY, alert)
+    assert "Pausat av" in block_text(next(m for m in thread(stack) if m["ts"] == alert["ts"]))
+    stack.eaccounting.switches.no_full_permission = False
+    await press(stack, CardAction.RETRY)
+    resolved = block_text(next(m for m in thread(stack) if m["ts"] == alert["ts"]))
+    assert "Löst: synkroniseringen fungerar igen" in resolved

@@ -214,6 +214,11 @@
         setTimeout(load, 0);
         return [search, select];
       }
+      case "conversations_select": {
+        const channels = ((ui.state && ui.state.channels) || []).map((c) => ({ text: { type: "plain_text", text: "#" + c }, value: c }));
+        const chosen = prior ? prior.selected_conversation : e.initial_conversation;
+        return selectOf(channels, channels.find((c) => c.value === chosen), e.placeholder || "Pick a channel…", id);
+      }
       case "users_select": {
         const people = ((ui.state && ui.state.users) || []).map((u) => ({ text: { type: "plain_text", text: u.name }, value: u.id }));
         const chosen = prior ? prior.selected_user : e.initial_user;
@@ -257,6 +262,10 @@
       case "users_select": {
         const option = chosenOption(field);
         return { type, selected_user: option ? option.value : null };
+      }
+      case "conversations_select": {
+        const option = chosenOption(field);
+        return { type, selected_conversation: option ? option.value : null };
       }
       case "radio_buttons":
       case "checkboxes": {
