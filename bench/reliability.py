@@ -144,13 +144,13 @@ def org_numbers(start: int) -> Iterator[str]:
         yield f"{base:08d}{0 if check == 11 else check}"
 
 
-@dataclass
 def in_english(link: str) -> str:
     """An approval link as an English-reading approver opens it (the page is otherwise in the company's
     language, and the checks below read its English words)."""
     return link + ("&" if "?" in link else "?") + "lang=en"
 
 
+@dataclass
 class Flow:
     """One company's onboarding as the people involved would do it."""
 

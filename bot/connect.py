@@ -343,9 +343,11 @@ async def finish(deps: Deps, *, state: str | None, code: str | None, error: str 
             approver = await system.approver_name(api) or approver
     except (OAuthError, VismaError) as exc:
         log.warning("consent for company %s failed at Visma: %s", company.id, exc)
-        if not isinstance(system, VismaErp):
+        if not isinstance(system, VismaErp) and not isinstance(exc, Refused):
             return ConsentResult(Outcome.VISMA_ERROR, company_name=company.name, detail=str(exc))
-        # Visma ERP says why in its own terms (no API User role, the customer picked instead of the company).
+        # Said in Visma's terms, with who can fix it: a refusal reading the company right after the consent (the
+        # approver lacks full program permission in eAccounting, the company has no bookkeeping module), or Visma
+        # ERP's own (no API User role, the customer picked instead of the company).
         granted = system.classify(exc, company=company.name)
     right = settings is not None and same_company(
         country, company.org_number, got_country=settings.country, got_number=settings.org_number
@@ -404,7 +406,9 @@ async def _wrong_company(
     country = Country(company.country)
     got_number = got.org_number or ""
     shown = _shown(country, got_number)
-    problem = problems.wrong_company(asked_for=company.name, got_name=got.name, got_number=shown)
+    default_company = AccountingSystem(company.system) is AccountingSystem.EACCOUNTING
+    pitfall = problems.wrong_company if default_company else problems.another_company
+    problem = pitfall(asked_for=company.name, got_name=got.name, got_number=shown)
     companies.transition(
         session,
         company=company,
@@ -425,6 +429,14 @@ async def _wrong_company(
     await outbox.requester_note(session, request=request, event="failed", now=now, problem=problem.facts())
     await outbox.card(session, company=company, now=now)
     retry_state, pkce = await approvals.start_oauth(session, request=request, vault=deps.vault, now=now)
+    if not default_company:  # no default company to blame: the page explains it as the problem it is
+        return ConsentResult(
+            Outcome.NOT_YET,
+            company_name=company.name,
+            org_number=display(country, company.org_number),
+            problem=problem,
+            retry_url=_authorize_url(deps, company, state=retry_state, challenge=pkce.challenge),
+        )
     return ConsentResult(
         Outcome.WRONG_COMPANY,
         company_name=company.name,

@@ -316,6 +316,29 @@ def wrong_company(*, asked_for: str, got_name: str, got_number: str) -> Problem:
     )
 
 
+def another_company(*, asked_for: str, got_name: str, got_number: str) -> Problem:
+    """The approver picked another company than the one asked for in a system without a default company (Visma
+    ERP): most often the right one was not in their list, because they have no access to it yet."""
+    return Problem(
+        ProblemKind.WRONG_COMPANY,
+        N_("the approver picked *{got_name}* ({got_number}) instead of *{asked_for}*"),
+        N_(
+            "the approver, and, if *{asked_for}* is not in their list of companies, its *Customer administrator* "
+            "in Visma.net"
+        ),
+        (
+            N_(
+                "If *{asked_for}* is not in the approver's list, its Customer administrator gives them access in "
+                "Visma.net (*Add access*, with the *API User* role) first."
+            ),
+            N_("Open the approval link again (or press *Send new approval link*) and pick *{asked_for}*."),
+        ),
+        Fix.NEW_LINK,
+        "another company",
+        {"got_name": got_name, "got_number": got_number, "asked_for": asked_for},
+    )
+
+
 _NXT_ADMIN = N_(
     "the client's *system administrator* in Visma Business NXT (roles Application access and System supervisor)"
 )

@@ -22,8 +22,9 @@ async def decline(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
     the card's thread. Only the request's approver can decline it."""
     await ack()
     deps: Deps = context["deps"]
-    company = await connect.decline_by_request(
-        deps, request_id=int(body["actions"][0]["value"]), actor=context.user_id or "unknown"
-    )
+    value = str(body["actions"][0].get("value", ""))
+    company = None
+    if value.isdigit():  # anything else is not a button we drew: answered like a request no longer open
+        company = await connect.decline_by_request(deps, request_id=int(value), actor=context.user_id or "unknown")
     if company is None:
         await respond(text="This request is no longer open.", response_type="ephemeral", replace_original=False)

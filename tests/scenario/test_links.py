@@ -3,6 +3,9 @@ company is Norwegian and so is Ola's Slack)."""
 
 from __future__ import annotations
 
+from sqlmodel import select
+
+from bot.store.models import Connection
 from tests.scenario.flow import add_company, approval_link, approve, block_text, cards, thread
 
 
@@ -138,3 +141,15 @@ async def test_retry_on_a_wrong_company_card_says_what_would_help(stack):
     said = str(stack.responses.posts[-1].get("text"))
     assert "no working connection" in said
     assert "Send new approval link" in said
+
+
+async def test_an_approver_without_full_program_permission_is_told_why_on_the_page(stack):
+    await add_company(stack)
+    stack.eaccounting.switches.no_full_permission = True
+    page = await approve(stack, approval_link(stack))
+    assert page.status == 422
+    assert "4007" in page.text
+    async with stack.deps.store.session() as session:
+        assert (await session.exec(select(Connection))).all() == []
+    assert "4007" in block_text(thread(stack)[-1])
+    stack.eaccounting.switches.no_full_permission = False

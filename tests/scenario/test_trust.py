@@ -231,6 +231,20 @@ async def test_only_its_approver_can_decline_in_slack(stack):
     assert request.status == ApprovalStatus.PENDING
 
 
+async def test_a_decline_button_with_a_value_we_never_drew_is_answered_not_raised(stack, caplog):
+    await add_company(stack)
+    channel = stack.slack_world.dm_channel_for(OLA)
+    dm = stack.slack_world.current_messages(channel)[-1]
+    forged = {**button(dm, "approval_decline"), "value": '{"not": "a request id"}'}
+    response = await stack.slack.click(user=OLA, action=forged, channel=channel, message=dm)
+    assert response.status_code == 200
+    await stack.settle()
+    assert "listener failed" not in caplog.text
+    async with stack.deps.store.session() as session:
+        [request] = (await session.exec(select(ApprovalRequest))).all()
+    assert request.status == ApprovalStatus.PENDING
+
+
 async def _until_callback(stack: Any, link: str) -> str:
     """Ola goes through Visma's login, picker and consent; returns the callback URL without opening it."""
     browser = stack.browser

@@ -79,3 +79,24 @@ async def test_another_tenant_than_the_one_staff_gave_is_refused(stack):
     assert page.status == 422
     async with stack.deps.store.session() as session:
         assert (await session.exec(select(Connection))).all() == []
+
+
+async def test_another_company_picked_without_a_tenant_given_is_explained_without_the_default_company(stack):
+    await add_erp_company(stack)  # staff gave no Tenant ID: the callback compares the company itself
+    # Lars has access to Havbris Eiendom only: Havbris Sjømat is not in his list, so he picks the one there is.
+    browser = stack.browser
+    page = await browser.submit(await browser.get(approval_link(stack)))
+    page = await browser.submit(page, values={"email": "lars@havbris.no", "password": "demo"})
+    page = await browser.submit(page, values={"tenant_id": EIENDOM_TENANT})
+    page = await browser.submit(page, button=("decision", "accept"))
+    await stack.settle()
+    assert page.status == 422
+    text = " ".join(page.text.split())
+    assert "Add access" in text
+    assert "default" not in text.lower()
+    async with stack.deps.store.session() as session:
+        assert (await session.exec(select(Connection))).all() == []
+    alert = block_text(thread(stack)[-1])
+    assert "another company" in alert
+    assert "Add access" in alert
+    assert "default company" not in alert
