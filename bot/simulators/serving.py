@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from types import TracebackType
 from typing import Literal
@@ -10,10 +11,23 @@ from typing import Literal
 import uvicorn
 from starlette.types import ASGIApp
 
+# Ports are picked below Linux's default ephemeral range (32768-60999): a port the system hands out for "any
+# free port" is one it may give the next outgoing connection before our server binds it, which made a busy test
+# run fail now and then with "address already in use".
+_QUIET_PORTS = range(20_000, 32_768)
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (and that outgoing connections do not take)."""
+    for _ in range(50):
+        port = random.choice(_QUIET_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # that range is crowded: any port the system offers
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 

@@ -401,35 +401,47 @@ def summary_from(summary: Any) -> str:
 
 
 def note_message(
-    note: Note, facts: Mapping[str, Any], *, company_name: str, system_label: str
+    note: Note, facts: Mapping[str, Any], *, company_name: str, system_label: str, language: Language = Language.EN
 ) -> tuple[list[Block], str]:
-    """A thread note and its fallback text."""
+    """A thread note and its fallback text, in the responsible person's language (the card's buttons it names
+    keep the card's words)."""
     name = escape(company_name)
+    requester = mention(facts.get("requested_by"))
+    summary = summary_from(facts.get("summary"))
     if note is Note.CONNECTED:
-        who = escape(str(facts.get("approver") or "the approver"))
-        text = f"✅ Approved in Visma by {who}; the company that came back is the one asked for. First sync starting."
-        return note_blocks(text), f"{name} connected"
+        who = escape(str(facts.get("approver") or translate(language, "the approver")))
+        text = translate(
+            language,
+            "Approved in Visma by {approver}; the company that came back is the one asked for. First sync starting.",
+            approver=who,
+        )
+        return note_blocks(f"✅ {text}"), translate(language, "{company} connected", company=name)
     if note is Note.DECLINED:
-        text = (
-            f"⛔ The approver declined the request ({mention(facts.get('requested_by'))}: check who should approve, "
-            "then *Resend link*)."
+        text = translate(
+            language,
+            "The approver declined the request ({requester}: check who should approve, then *Resend link*).",
+            requester=requester,
         )
-        return note_blocks(text), f"{name}: the approver declined"
+        return note_blocks(f"⛔ {text}"), translate(language, "{company}: the approver declined", company=name)
     if note is Note.EXPIRED:
-        text = (
-            f"⏰ The approval link expired unused ({mention(facts.get('requested_by'))}: press *Resend link* on the "
-            "card, or *Change approver*)."
+        text = translate(
+            language,
+            "The approval link expired unused ({requester}: press *Resend link* on the card, or *Change approver*).",
+            requester=requester,
         )
-        return note_blocks(text), f"{name}: the approval link expired"
+        return note_blocks(f"⏰ {text}"), translate(language, "{company}: the approval link expired", company=name)
     if note is Note.SNOOZE_OVER:
         by = mention(str(facts.get("by") or ""))
-        text = f"⏰ The snooze {by} set is over and the problem above is still open."
-        return note_blocks(text), f"{name}: a snoozed problem is still open"
+        text = translate(language, "The snooze {by} set is over and the problem above is still open.", by=by)
+        return note_blocks(f"⏰ {text}"), translate(
+            language, "{company}: a snoozed problem is still open", company=name
+        )
     if note is Note.FIRST_SYNC:
-        return note_blocks(f"📥 First sync done: {summary_from(facts.get('summary'))}."), f"{name}: first sync done"
+        text = translate(language, "First sync done: {summary}.", summary=summary)
+        return note_blocks(f"📥 {text}"), translate(language, "{company}: first sync done", company=name)
     if note is Note.RECOVERED:
-        text = f"✅ Visma answers again; the sync caught up ({summary_from(facts.get('summary'))})."
-        return note_blocks(text), f"{name}: the sync works again"
+        text = translate(language, "Visma answers again; the sync caught up ({summary}).", summary=summary)
+        return note_blocks(f"✅ {text}"), translate(language, "{company}: the sync works again", company=name)
     since, upcoming = facts.get("since"), facts.get("next_try")
     failing = Failing(
         since=datetime.fromisoformat(since) if since else None,

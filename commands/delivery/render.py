@@ -56,15 +56,16 @@ async def card(deps: Deps, session: AsyncSession, company: Company) -> Rendered:
     return Rendered(card_blocks(drawn), card_text(drawn))
 
 
-def note(message: SlackMessage, company: Company) -> Rendered:
+def note(message: SlackMessage, company: Company, language: Language = Language.EN) -> Rendered:
     """A thread note."""
     if message.facts.get("folded"):
-        return Rendered(note_blocks(folded_line(company.name)), f"{escape(company.name)}: see the roll-up")
+        return Rendered(note_blocks(folded_line(company.name, language)), f"{escape(company.name)}: see the roll-up")
     blocks, text = note_message(
         Note(message.facts["note"]),
         message.facts,
         company_name=company.name,
         system_label=AccountingSystem(company.system).label,
+        language=language,
     )
     return Rendered(blocks, text)
 

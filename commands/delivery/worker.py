@@ -339,12 +339,12 @@ class Deliverer:
     async def _thread(self, session: AsyncSession, message: SlackMessage, company: Company, lane: str) -> Sent:
         if message.facts.get("folded") and not message.ts:
             return Sent()  # one of many with the same cause: the roll-up in the channel lists it
+        # In the language of the person responsible for the company (an alert mentions them).
+        language, _ = await self._reader(session, message, company, person=company.responsible_user_id)
         if message.kind == Kind.ALERT:
-            # In the language of the person it mentions, the one responsible for the company.
-            language, _ = await self._reader(session, message, company, person=company.responsible_user_id)
             drawn = render.alert(message, company, language)
         else:
-            drawn = render.note(message, company)
+            drawn = render.note(message, company, language)
         if message.ts and message.channel:
             if message.kind == Kind.NOTE and not message.facts.get("folded"):
                 return Sent()  # notes are said once (a folded one is edited to point at its roll-up)

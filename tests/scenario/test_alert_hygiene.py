@@ -196,3 +196,4 @@ async def test_an_alert_speaks_the_responsible_persons_language(stack):
     await press(stack, CardAction.RETRY)
     resolved = block_text(next(m for m in thread(stack) if m["ts"] == alert["ts"]))
     assert "Löst: synkroniseringen fungerar igen" in resolved
+    assert any("Godkänt i Visma av" in block_text(m) for m in thread(stack))  # the thread's notes too
