@@ -207,6 +207,7 @@ async def snoozes_over(session: AsyncSession, *, now: datetime) -> list[SlackMes
         facts = {key: value for key, value in message.facts.items() if key not in ("snoozed_until",)}
         message.facts = {**facts, "woken": now.isoformat()}
         changed(session, message, now=now)
+        await _redraw_card(session, message.company_id, now=now)
         if message.parent_id is not None and not message.facts.get("folded"):
             _new(
                 session,
@@ -217,6 +218,12 @@ async def snoozes_over(session: AsyncSession, *, now: datetime) -> list[SlackMes
                 facts={"note": Note.SNOOZE_OVER, "alert": message.id, "by": facts.get("snoozed_by")},
             )
     return woken
+
+
+async def _redraw_card(session: AsyncSession, company_id: int | None, *, now: datetime) -> None:
+    card_message = await card_of(session, company_id=company_id) if company_id is not None else None
+    if card_message is not None:
+        changed(session, card_message, now=now)
 
 
 async def incident_of(session: AsyncSession, *, cause: str) -> SlackMessage | None:
@@ -259,6 +266,7 @@ async def _roll_up(
     for member in members:
         if member.facts.get("folded"):
             continue
+        await _redraw_card(session, member.company_id, now=now)  # it now points at the roll-up
         member.parent_id = incident.id
         member.facts = {**member.facts, "folded": True}
         if member.ts is None:

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.types import AccountingSystem, ApprovalStatus, CompanyState, Country, SyncStatus
-from bot.services import approvals
+from bot.services import approvals, outbox
 from bot.store.models import Company, SyncRun
 from bot.sync import policy, runs
 
@@ -61,6 +61,9 @@ class Card:
     syncing: bool = False
     failing: Failing | None = None
     books_locked_to: date | None = None
+    # The open alert, when it is snoozed or one of many in a roll-up (the card says where to look).
+    alert_snoozed_until: datetime | None = None
+    alert_rolled_up: bool = False
 
 
 async def load_card(session: AsyncSession, *, company: Company, now: datetime) -> Card:
@@ -70,6 +73,7 @@ async def load_card(session: AsyncSession, *, company: Company, now: datetime) -
     pending = request if request and request.status == ApprovalStatus.PENDING else None
     connection = await approvals.connection_for(session, company_id=company.id)
     visible = policy.failure_visible(count=company.failure_count, since=company.failing_since, now=now)
+    alert = await outbox.open_alert(session, company_id=company.id)
     return Card(
         company_id=company.id,
         name=company.name,
@@ -93,6 +97,8 @@ async def load_card(session: AsyncSession, *, company: Company, now: datetime) -
         syncing=await runs.live(session, company_id=company.id, now=now) is not None,
         failing=failing(company) if visible else None,
         books_locked_to=company.books_locked_to,
+        alert_snoozed_until=alert.snoozed_until if alert else None,
+        alert_rolled_up=bool(alert and alert.facts.get("folded")),
     )
 
 

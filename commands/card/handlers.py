@@ -326,8 +326,9 @@ def _snooze(length: timedelta | None) -> Callable[[_Press], Awaitable[str | None
                 key: value for key, value in alert.facts.items() if key not in ("snoozed_until", "snoozed_by")
             }
             outbox.changed(press.session, alert, now=now)
-            return None
-        outbox.snooze(press.session, alert, until=now + length, by=press.actor, now=now)
+        else:
+            outbox.snooze(press.session, alert, until=now + length, by=press.actor, now=now)
+        await outbox.card(press.session, company=press.company, now=now)  # the card says it is snoozed
         return None
 
     return snooze

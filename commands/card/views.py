@@ -70,7 +70,9 @@ def status_line(card: Card) -> str:
         return f"{icon} Awaiting approval by {who}{sent}{expires}"
     if card.state in (CompanyState.PERMISSION_ERROR, CompanyState.DISCONNECTED):
         reason = f" — {escape(card.state_reason)}" if card.state_reason else ""
-        return f"{icon} Needs action since {when(card.state_since)}{reason} (see thread)"
+        where = "see the roll-up in the channel" if card.alert_rolled_up else "see thread"
+        snoozed = f" · 😴 snoozed until {when(card.alert_snoozed_until)}" if card.alert_snoozed_until else ""
+        return f"{icon} Needs action since {when(card.state_since)}{reason} ({where}){snoozed}"
     if card.state is CompanyState.DEACTIVATED:
         return f"{icon} Deactivated {day(card.state_since)}"
     connected = ""

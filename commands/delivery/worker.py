@@ -442,17 +442,20 @@ class Deliverer:
     async def _reader(
         self, session: AsyncSession, message: SlackMessage, company: Company, *, person: str | None = None
     ) -> tuple[Language, str]:
-        """The language and time zone of the person a message is for (its `user_id` unless told): their Slack
-        locale's language, else their company's country's; kept on the message's row once chosen, so that its
-        edits read like the message."""
+        """The language and time zone of the person a message is for: their Slack locale's language, else their
+        company's country's. A DM's (the message's `user_id`) is kept on its row once chosen, so that its edits
+        read like the message; for `person` (the responsible one, for a thread in the channel) it is looked up
+        each time and never written back, since the core changes those rows' facts meanwhile (counts, roll-ups,
+        snoozes) and a write from here would undo that."""
         kept = language_for_locale(message.facts.get("language"))
         if kept is not None:
             return kept, str(message.facts.get("tz") or self._deps.settings.timezone)
         locale, tz = await self._locale(person or message.user_id)
         language = language_for_person(locale, company.country)
         tz = tz or self._deps.settings.timezone
-        message.facts = {**message.facts, "language": language.value, "tz": tz}
-        session.add(message)
+        if person is None:
+            message.facts = {**message.facts, "language": language.value, "tz": tz}
+            session.add(message)
         return language, tz
 
     async def _locale(self, user_id: str | None) -> tuple[str | None, str | None]:

@@ -22,6 +22,7 @@ from tests.scenario.flow import (
     approve,
     block_text,
     button,
+    cards,
     press,
     thread,
 )
@@ -94,6 +95,7 @@ async def test_the_same_permission_problem_at_many_companies_rolls_up_and_retry_
     for card in top_level(stack):
         if "Klient" in block_text(card) and card["ts"] != rollup["ts"]:
             assert "Needs action" in block_text(card)
+            assert "see the roll-up in the channel" in block_text(card)
             button(card, CardAction.RESEND_LINK)  # each card keeps its own fix
 
     stack.eaccounting.switches.no_full_permission = False
@@ -117,6 +119,7 @@ async def test_a_snoozed_alert_counts_quietly_and_the_thread_hears_when_the_snoo
     await press(stack, CardAction.SNOOZE_DAY, alert)
     alert = next(m for m in thread(stack) if m["ts"] == alert["ts"])
     assert f"Snoozed by <@{KARI}>" in block_text(alert)
+    assert "snoozed until" in block_text(cards(stack)[-1])
     button(alert, CardAction.UNSNOOZE)
     before = len(thread(stack))
     await press(stack, CardAction.RETRY)
