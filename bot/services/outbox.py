@@ -113,14 +113,15 @@ async def open_alert(session: AsyncSession, *, company_id: int) -> SlackMessage 
 _ALERTS_LOCK = 0x6F6E626F61726431
 
 
-async def _in_turn(session: AsyncSession) -> None:
+async def in_turn(session: AsyncSession) -> None:
+    """Wait for the alerts' turn (a no-op on SQLite); read the alert again after it."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.exec(select(func.pg_advisory_xact_lock(_ALERTS_LOCK)))
 
 
 async def alert(session: AsyncSession, *, company: Company, problem: Problem, now: datetime) -> SlackMessage:
     """A problem in the card's thread; the same cause again counts on the open alert instead of a new one."""
-    await _in_turn(session)
+    await in_turn(session)
     assert company.id is not None
     current = await open_alert(session, company_id=company.id)
     if current is not None and current.facts.get("code") == problem.code:
@@ -142,7 +143,7 @@ async def alert(session: AsyncSession, *, company: Company, problem: Problem, no
 async def outage(session: AsyncSession, *, company: Company, now: datetime, **facts: Any) -> SlackMessage:
     """The company's syncs have failed for a while for a reason nobody at the client can fix (Visma does not
     answer): a note in its thread, or a line in the roll-up when many companies of the system fail at once."""
-    await _in_turn(session)
+    await in_turn(session)
     facts = {"note": Note.OUTAGE, **facts}
     return await _trouble(session, company, kind=Kind.NOTE, cause="outage", facts=facts, problem=None, now=now)
 
@@ -176,7 +177,7 @@ async def _trouble(
 async def outage_over(session: AsyncSession, *, company: Company, now: datetime) -> bool | None:
     """The company's outage note is over: None when it had none, True when it was part of a roll-up (which is
     edited; the company's thread hears nothing more), False when the thread should hear of the recovery."""
-    await _in_turn(session)
+    await in_turn(session)
     query = select(SlackMessage).where(
         SlackMessage.kind == Kind.NOTE,
         SlackMessage.company_id == company.id,
@@ -350,7 +351,7 @@ async def _touch_incident(session: AsyncSession, member: SlackMessage, *, now: d
 
 async def resolve_alert(session: AsyncSession, *, company: Company, how: str, now: datetime, **facts: Any) -> bool:
     """Resolve the company's open alert, if any; True when there was one."""
-    await _in_turn(session)
+    await in_turn(session)
     assert company.id is not None
     current = await open_alert(session, company_id=company.id)
     if current is None:

@@ -251,11 +251,16 @@ async def mark_resolved(
     """Close an alert by hand: it keeps its explanation and says who marked it resolved."""
     await ack()
 
-    async def close(press: _Press) -> None:
+    async def close(press: _Press) -> str | None:
         alert_id = press.ref.alert_id
         alert = await press.session.get(SlackMessage, alert_id) if alert_id is not None else None
         if alert is not None:
+            await outbox.in_turn(press.session)
+            await press.session.refresh(alert)  # as it is now, not as it was before our turn came
+            if alert.closed_at is not None:
+                return f"This alert about {escape(press.company.name)} was resolved meanwhile; nothing was changed."
             await outbox.close_alert(press.session, alert, how="marked", now=press.deps.clock(), by=press.actor)
+        return None
 
     await _act(body, context, respond, client, close)
 
@@ -319,6 +324,10 @@ def _snooze(length: timedelta | None) -> Callable[[_Press], Awaitable[str | None
         alert = await press.session.get(SlackMessage, press.ref.alert_id) if press.ref.alert_id is not None else None
         if alert is None:
             return "Snooze works on an alert; this button is not on one."
+        await outbox.in_turn(press.session)
+        await press.session.refresh(alert)  # as it is now, not as it was before our turn came
+        if alert.closed_at is not None:
+            return f"This alert about {escape(press.company.name)} was resolved meanwhile; nothing was changed."
         now = press.deps.clock()
         if length is None:
             alert.snoozed_until = None
