@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -109,43 +110,39 @@ async def supersede(session: AsyncSession, *, company_id: int | None) -> list[in
 async def expire_due(session: AsyncSession, *, now: datetime) -> list[ApprovalRequest]:
     """Mark pending links whose time is up as expired (conditionally: one that completed meanwhile stays so);
     returns them, so that whoever asked can be told."""
-    due = select(ApprovalRequest).where(
-        ApprovalRequest.status == ApprovalStatus.PENDING, col(ApprovalRequest.expires_at) <= now
-    )
-    expired = []
-    for request in (await session.exec(due)).all():
-        done = await session.exec(
-            update(ApprovalRequest)
-            .where(col(ApprovalRequest.id) == request.id, col(ApprovalRequest.status) == ApprovalStatus.PENDING)
-            .values(status=ApprovalStatus.EXPIRED)
-        )
-        if done.rowcount == 1:
-            await session.get(ApprovalRequest, request.id, populate_existing=True)
-            expired.append(request)
-    return expired
+    still = col(ApprovalRequest.status) == ApprovalStatus.PENDING
+    due = select(ApprovalRequest).where(still, col(ApprovalRequest.expires_at) <= now)
+    return await _claim_each(session, due, still=still, values={"status": ApprovalStatus.EXPIRED})
 
 
-async def to_remind(session: AsyncSession, *, now: datetime, before: timedelta) -> list[ApprovalRequest]:
-    """Pending links that run out within `before`, were sent at least `before` ago and were not reminded of;
-    each is claimed (reminded_at set, conditionally) so that it is reminded of once."""
-    due = select(ApprovalRequest).where(
-        ApprovalRequest.status == ApprovalStatus.PENDING,
-        col(ApprovalRequest.reminded_at).is_(None),
-        col(ApprovalRequest.expires_at) > now,
-        col(ApprovalRequest.expires_at) <= now + before,
-        col(ApprovalRequest.created_at) <= now - before,
-    )
+async def _claim_each(
+    session: AsyncSession, due: Any, *, still: ColumnElement[bool], values: dict[str, Any]
+) -> list[ApprovalRequest]:
+    """Each request `due` finds, changed by one conditional UPDATE that holds only while `still` does (another
+    process, or a completion, may have got there first); the ones this call changed, as they are now."""
     claimed = []
     for request in (await session.exec(due)).all():
         done = await session.exec(
-            update(ApprovalRequest)
-            .where(col(ApprovalRequest.id) == request.id, col(ApprovalRequest.reminded_at).is_(None))
-            .values(reminded_at=now)
+            update(ApprovalRequest).where(col(ApprovalRequest.id) == request.id, still).values(**values)
         )
         if done.rowcount == 1:
             await session.get(ApprovalRequest, request.id, populate_existing=True)
             claimed.append(request)
     return claimed
+
+
+async def to_remind(session: AsyncSession, *, now: datetime, before: timedelta) -> list[ApprovalRequest]:
+    """Pending links that run out within `before`, were sent at least `before` ago and were not reminded of;
+    each is claimed (reminded_at set, conditionally) so that it is reminded of once."""
+    still = col(ApprovalRequest.reminded_at).is_(None)
+    due = select(ApprovalRequest).where(
+        ApprovalRequest.status == ApprovalStatus.PENDING,
+        still,
+        col(ApprovalRequest.expires_at) > now,
+        col(ApprovalRequest.expires_at) <= now + before,
+        col(ApprovalRequest.created_at) <= now - before,
+    )
+    return await _claim_each(session, due, still=still, values={"reminded_at": now})
 
 
 async def by_token(session: AsyncSession, *, token: str, now: datetime) -> ApprovalRequest:

@@ -202,10 +202,12 @@ async def close_alert(session: AsyncSession, message: SlackMessage, *, how: str,
     await _touch_incident(session, message, now=now)
 
 
-def snooze(session: AsyncSession, message: SlackMessage, *, until: datetime, by: str, now: datetime) -> None:
-    """Quiet an open alert until `until`: it keeps counting; if it is still open then, the thread hears so."""
+def snooze(session: AsyncSession, message: SlackMessage, *, until: datetime | None, by: str, now: datetime) -> None:
+    """Quiet an open alert until `until` (None ends a snooze): it keeps counting; if it is still open then, the
+    thread hears so. The time is the row's `snoozed_until`; the facts keep only who snoozed it."""
     message.snoozed_until = until
-    message.facts = {**message.facts, "snoozed_by": by, "snoozed_until": until.isoformat()}
+    facts = {key: value for key, value in message.facts.items() if key != "snoozed_by"}
+    message.facts = {**facts, "snoozed_by": by} if until is not None else facts
     changed(session, message, now=now)
 
 
@@ -219,8 +221,6 @@ async def snoozes_over(session: AsyncSession, *, now: datetime) -> list[SlackMes
     woken = list((await session.exec(query)).all())
     for message in woken:
         message.snoozed_until = None
-        facts = {key: value for key, value in message.facts.items() if key not in ("snoozed_until",)}
-        message.facts = {**facts, "woken": now.isoformat()}
         changed(session, message, now=now)
         await _redraw_card(session, message.company_id, now=now)
         if message.parent_id is not None and not message.facts.get("folded"):
@@ -230,7 +230,7 @@ async def snoozes_over(session: AsyncSession, *, now: datetime) -> list[SlackMes
                 now=now,
                 company_id=message.company_id,
                 parent_id=message.parent_id,
-                facts={"note": Note.SNOOZE_OVER, "alert": message.id, "by": facts.get("snoozed_by")},
+                facts={"note": Note.SNOOZE_OVER, "alert": message.id, "by": message.facts.get("snoozed_by")},
             )
     return woken
 

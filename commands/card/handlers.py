@@ -329,14 +329,8 @@ def _snooze(length: timedelta | None) -> Callable[[_Press], Awaitable[str | None
         if alert.closed_at is not None:
             return f"This alert about {escape(press.company.name)} was resolved meanwhile; nothing was changed."
         now = press.deps.clock()
-        if length is None:
-            alert.snoozed_until = None
-            alert.facts = {
-                key: value for key, value in alert.facts.items() if key not in ("snoozed_until", "snoozed_by")
-            }
-            outbox.changed(press.session, alert, now=now)
-        else:
-            outbox.snooze(press.session, alert, until=now + length, by=press.actor, now=now)
+        until = now + length if length is not None else None
+        outbox.snooze(press.session, alert, until=until, by=press.actor, now=now)
         await outbox.card(press.session, company=press.company, now=now)  # the card says it is snoozed
         return None
 

@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -382,18 +382,9 @@ class Deliverer:
         language, tz = await self._reader(session, message, company)
         link = self._deps.vault.open(message.secret_sealed)
         drawn = render.approval_dm(self._deps, request, company, link=link, language=language, tz=tz)
-        try:
-            opened = await self._slack.conversations_open(users=message.user_id)
-            channel = str(opened["channel"]["id"])
-            posted = await self._write(lane, "chat_postMessage", channel=channel, blocks=drawn.blocks, text=drawn.text)
-        except SlackApiError as exc:
-            error = str(exc.response.get("error"))
-            if error in UNREACHABLE:
-                # Deactivated, a guest the bot cannot DM, DMs closed: the requester forwards the link instead.
-                log.warning("could not DM the approver of company %s: %s", company.id, error)
-                return Sent(clear_secret=True, gave_up=error)
-            raise
-        return Sent(channel=channel, ts=str(posted["ts"]), clear_secret=True)
+        # An approver Slack cannot reach (deactivated, a guest the bot cannot DM, DMs closed) is given up, and the
+        # requester's confirmation carries the link to forward instead. Either way the sealed link is wiped.
+        return replace(await self._direct(lane, message, drawn.blocks, drawn.text), clear_secret=True)
 
     async def _confirm(
         self, session: AsyncSession, message: SlackMessage, request: ApprovalRequest, company: Company, lane: str
